@@ -1,0 +1,118 @@
+// The algorithm API: what every federated method implements, and the only thing the runtimes
+// (simulation and gRPC deployment) know about methods.
+//
+// A round, as both runtimes drive it:
+//   1. the runtime samples clients; for each, server.configure_fit(round, client) -> Message;
+//   2. each client runs ClientAlgorithm::fit(message, context) -> reply Message
+//      (reply.metrics["num_samples"] is required: the client's training-sample count);
+//   3. server.aggregate(round, replies) with the replies that arrived, sorted by client id;
+//   4. every eval_every rounds: server.evaluate(round) (global test set, may return nothing),
+//      and, where server.configure_evaluate returns a message, ClientAlgorithm::evaluate on
+//      each client's own test split (personalised evaluation).
+// Messages cross through the codec pipeline and, in deployment, the network; an algorithm never
+// sees transport. Per-client private state (ClientState) lives with the client: the runtime
+// keeps it between rounds (in memory or on disk) and hands it back in the next context.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "fedpp/core/config.hpp"
+#include "fedpp/core/named_tensors.hpp"
+#include "fedpp/data/dataset.hpp"
+#include "fedpp/fl/message.hpp"
+#include "fedpp/models/model.hpp"
+
+namespace fedpp {
+
+// A client's persistent private state: private model weights, optimiser buffers, counters.
+// Empty on the client's first round.
+struct ClientState {
+  NamedTensors tensors;
+  std::map<std::string, double> scalars;
+  bool empty() const { return tensors.empty() && scalars.empty(); }
+};
+
+struct ClientContext {
+  int64_t client_id = 0;
+  int64_t round = 0;
+  const ClientData* data = nullptr;  // the client's train and test splits (not owned)
+  ClientState* state = nullptr;      // persistent private state (not owned; read and write)
+  uint64_t seed = 0;                 // derived from (run seed, round, client)
+  torch::Device device = torch::kCPU;
+};
+
+struct Reply {
+  int64_t client_id = 0;
+  Message message;
+};
+
+// What both halves are built from. Components read all their config keys in their
+// constructors (so that unknown keys are caught before the run starts).
+struct AlgorithmSetup {
+  Config cfg;
+  ModelSpec spec;             // input shape and class count of the data
+  int64_t num_clients = 0;
+  uint64_t seed = 0;          // run seed
+  torch::Device device = torch::kCPU;
+};
+
+// A ClientAlgorithm serves many clients, one at a time: everything client-specific lives in the
+// context (data, private state). The simulation builds one instance per worker thread.
+// Reply metrics the runtimes understand: "num_samples" (required), "client_macs" (multiply-adds
+// this fit cost the client), "train_loss"; every numeric metric is also averaged over the
+// replies (weighted by num_samples) into the round's results as "fit_<name>".
+class ClientAlgorithm {
+ public:
+  virtual ~ClientAlgorithm() = default;
+  // Local training. Returns the update to send up; metrics must include "num_samples".
+  virtual Message fit(const Message& in, ClientContext& ctx) = 0;
+  // Personalised evaluation on ctx.data->test; metrics "accuracy", "loss", "num_samples".
+  virtual Message evaluate(const Message& in, ClientContext& ctx) = 0;
+};
+
+class ServerAlgorithm {
+ public:
+  virtual ~ServerAlgorithm() = default;
+  // Message for one sampled client (the global model, a sub-model, its own logits, ...).
+  virtual Message configure_fit(int64_t round, int64_t client_id) = 0;
+  // Folds the replies of one round into the global state. Replies are sorted by client id;
+  // some sampled clients may be missing (deployment: late or vanished clients).
+  virtual void aggregate(int64_t round, const std::vector<Reply>& replies) = 0;
+  // Global-model evaluation on `test` (accuracy, loss); empty map when the method has no
+  // global model.
+  virtual std::map<std::string, double> evaluate(int64_t round, const Dataset& test) {
+    (void)round; (void)test;
+    return {};
+  }
+  // Message for personalised evaluation of one client, or nullopt when the method evaluates
+  // only globally.
+  virtual std::optional<Message> configure_evaluate(int64_t round, int64_t client_id) {
+    (void)round; (void)client_id;
+    return std::nullopt;
+  }
+  // Checkpointing: the whole server state as tensors (+ scalars through Message metrics).
+  virtual Message save_state() const = 0;
+  virtual void load_state(const Message& state) = 0;
+};
+
+using ServerFactory = std::function<std::unique_ptr<ServerAlgorithm>(const AlgorithmSetup&)>;
+using ClientFactory = std::function<std::unique_ptr<ClientAlgorithm>(const AlgorithmSetup&)>;
+
+struct AlgorithmInfo {
+  std::string name;
+  std::string description;
+  bool personalized = false;  // evaluated on clients' own test splits
+  ServerFactory make_server;
+  ClientFactory make_client;
+};
+
+// The registry (algorithms/registry.cpp lists every algorithm: one line each).
+const AlgorithmInfo& find_algorithm(const std::string& name);
+std::vector<std::string> algorithm_names();
+
+}  // namespace fedpp

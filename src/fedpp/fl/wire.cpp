@@ -1,0 +1,73 @@
+#include "fedpp/fl/wire.hpp"
+
+#include "fedpp/core/error.hpp"
+#include "fedpp/core/seed.hpp"
+#include "fedpp/proto/fedpp.pb.h"
+
+namespace fedpp {
+
+uint64_t tensor_seed(uint64_t seed, const std::string& name) {
+  return derive_seed(seed, {hash_name(name)});
+}
+
+namespace {
+bool is_delta_of(const torch::Tensor& t, const NamedTensors* ref, const std::string& name) {
+  return ref && t.is_floating_point() && ref->contains(name) &&
+         ref->at(name).sizes() == t.sizes();
+}
+}  // namespace
+
+std::string encode_message(const Message& m, const Pipeline& pipeline, uint64_t seed,
+                           const NamedTensors* reference) {
+  wire::Message w;
+  w.set_version(kWireVersion);
+  for (const auto& [name, t] : m.tensors) {
+    auto* wt = w.add_tensors();
+    wt->set_name(name);
+    for (int64_t s : t.sizes()) wt->add_shape(s);
+    torch::Tensor value = t.detach().cpu();
+    if (is_delta_of(value, reference, name)) {
+      value = value.to(torch::kFloat) - reference->at(name).to(torch::kFloat);
+      wt->set_delta(true);
+    }
+    wt->set_data(pipeline.encode(value, tensor_seed(seed, name)));
+  }
+  for (const auto& [k, v] : m.metrics) (*w.mutable_metrics())[k] = v;
+  for (const auto& [k, v] : m.config) (*w.mutable_config())[k] = v;
+  std::string out;
+  w.SerializeToString(&out);
+  return out;
+}
+
+Message decode_message(const std::string& bytes, uint64_t seed, const NamedTensors* reference) {
+  wire::Message w;
+  FEDPP_CHECK(w.ParseFromString(bytes),
+              "malformed message: " + std::to_string(bytes.size()) +
+                  " bytes are not a fedpp wire message");
+  FEDPP_CHECK(w.version() == kWireVersion,
+              "message has wire version " + std::to_string(w.version()) + ", this build speaks " +
+                  std::to_string(kWireVersion) + ": run the same fedpp version on both ends");
+  static const Pipeline decoder;
+  Message m;
+  for (const auto& wt : w.tensors()) {
+    std::vector<int64_t> shape(wt.shape().begin(), wt.shape().end());
+    for (int64_t s : shape)
+      FEDPP_CHECK(s >= 0, "malformed message: tensor '" + wt.name() + "' has a negative size");
+    torch::Tensor t = decoder.decode(wt.data(), shape, tensor_seed(seed, wt.name()));
+    if (wt.delta()) {
+      FEDPP_CHECK(reference && reference->contains(wt.name()) &&
+                      reference->at(wt.name()).sizes() == t.sizes(),
+                  "malformed message: tensor '" + wt.name() +
+                      "' is an update, but nothing of that name and shape was sent");
+      t = t + reference->at(wt.name()).to(torch::kFloat);
+    }
+    FEDPP_CHECK(!m.tensors.contains(wt.name()),
+                "malformed message: tensor '" + wt.name() + "' appears twice");
+    m.tensors.set(wt.name(), t);
+  }
+  for (const auto& [k, v] : w.metrics()) m.metrics[k] = v;
+  for (const auto& [k, v] : w.config()) m.config[k] = v;
+  return m;
+}
+
+}  // namespace fedpp

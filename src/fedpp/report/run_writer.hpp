@@ -1,0 +1,44 @@
+// RunWriter — the results folder of one run:
+//   config.toml / config.json   the resolved config (every key, defaults filled in)
+//   partition.json              samples and classes per client
+//   metrics.jsonl               one JSON object per round (appended as rounds finish)
+//   metrics.csv                 the same rows as CSV (columns: the union of all keys, sorted,
+//                               "round" first; rewritten after every round)
+//   clients.jsonl               per-client personalised evaluation, one object per eval round
+// Timing columns end in "_s"; everything else repeats exactly for the same config and seed.
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+namespace fedpp {
+
+using Row = std::map<std::string, double>;
+
+class RunWriter {
+ public:
+  // Creates `dir` (and parents). An existing metrics file there is replaced.
+  explicit RunWriter(std::string dir);
+  const std::string& dir() const { return dir_; }
+  void write_text(const std::string& file, const std::string& text) const;
+  void append_round(const Row& row);
+  void append_clients(int64_t round, const std::vector<Row>& per_client);
+  const std::vector<Row>& rows() const { return rows_; }
+
+ private:
+  std::string dir_;
+  std::vector<Row> rows_;
+};
+
+// Reads metrics.jsonl of a run folder (for `fedpp report`). Throws fedpp::Error naming the file
+// when it is missing or malformed.
+std::vector<Row> read_rows(const std::string& run_dir);
+
+// Writes accuracy-vs-round and accuracy-vs-bytes plots (PNG) comparing runs, plus the gnuplot
+// script and data next to them, into out_dir. `metric` is the accuracy column to plot
+// ("accuracy" or "personal_accuracy_mean"; "auto" picks what each run has). Needs gnuplot
+// (Debian package gnuplot-nox); returns the PNG paths.
+std::vector<std::string> plot_runs(const std::vector<std::string>& run_dirs,
+                                   const std::string& out_dir, const std::string& metric);
+
+}  // namespace fedpp

@@ -1,0 +1,27 @@
+#include "fedpp/runtime/sampling.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+
+#include "fedpp/core/seed.hpp"
+
+namespace fedpp {
+
+std::vector<int64_t> sample_clients(int64_t n, double fraction, uint64_t run_seed,
+                                    int64_t round) {
+  int64_t m = std::max<int64_t>(1, std::llround(fraction * static_cast<double>(n)));
+  m = std::min(m, n);
+  std::vector<int64_t> all(n);
+  std::iota(all.begin(), all.end(), 0);
+  if (m < n) {
+    std::mt19937_64 rng(derive_seed(run_seed, Purpose::kSampling, {static_cast<uint64_t>(round)}));
+    std::shuffle(all.begin(), all.end(), rng);
+    all.resize(m);
+    std::sort(all.begin(), all.end());
+  }
+  return all;
+}
+
+}  // namespace fedpp

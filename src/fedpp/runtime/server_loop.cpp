@@ -1,0 +1,262 @@
+#include "fedpp/runtime/server_loop.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "fedpp/core/error.hpp"
+#include "fedpp/core/seed.hpp"
+#include "fedpp/fl/wire.hpp"
+#include "fedpp/runtime/sampling.hpp"
+
+namespace fedpp {
+
+namespace {
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+uint64_t u(int64_t v) { return static_cast<uint64_t>(v); }
+}  // namespace
+
+uint64_t down_seed(uint64_t s, int64_t r, int64_t c) {
+  return derive_seed(s, Purpose::kCodecDown, {u(r), u(c)});
+}
+uint64_t up_seed(uint64_t s, int64_t r, int64_t c) {
+  return derive_seed(s, Purpose::kCodecUp, {u(r), u(c)});
+}
+uint64_t eval_seed(uint64_t s, int64_t r, int64_t c) {
+  return derive_seed(s, Purpose::kCodecDown, {u(r), u(c), 1});
+}
+uint64_t fit_seed(uint64_t s, int64_t r, int64_t c) {
+  return derive_seed(s, Purpose::kShuffle, {u(r), u(c)});
+}
+
+RunOptions RunOptions::from_config(const Config& cfg) {
+  RunOptions o;
+  o.seed = static_cast<uint64_t>(cfg.get_int("seed", 1, 0));
+  o.algorithm = cfg.get_string("algorithm.name", "fedavg");
+  const auto& info = find_algorithm(o.algorithm);
+  o.rounds = cfg.get_int("rounds", o.rounds, 1, 1000000);
+  o.fraction = cfg.get_double("sampling.fraction", o.fraction, 1e-9, 1.0);
+  o.eval_every = cfg.get_int("eval.every", o.eval_every, 0, 1000000);
+  auto pers = cfg.get_choice("eval.personalized", "auto", {"auto", "true", "false"});
+  o.personalized = pers == "auto" ? info.personalized : pers == "true";
+  o.output_dir = cfg.get_string("output.dir", "");
+  o.quiet = cfg.get_bool("output.quiet", false);
+  o.down = codec_spec_from_config(cfg, "codec.down");
+  o.up = codec_spec_from_config(cfg, "codec.up");
+  auto device = cfg.get_choice("runtime.device", "cpu", {"cpu", "cuda"});
+  FEDPP_CHECK(device == "cpu" || torch::cuda::is_available(),
+              "runtime.device = \"cuda\" but this LibTorch sees no CUDA device: use \"cpu\"");
+  o.device = torch::Device(device == "cuda" ? torch::kCUDA : torch::kCPU);
+  return o;
+}
+
+ServerLoop::ServerLoop(const Config& cfg, const RunOptions& opt, const AlgorithmInfo& info,
+                       const AlgorithmSetup& setup, Dataset test)
+    : cfg_(cfg), opt_(opt), setup_(setup), test_(std::move(test)), down_(opt.down), up_(opt.up) {
+  server_ = info.make_server(setup_);
+}
+
+ServerLoop::~ServerLoop() = default;
+
+void ServerLoop::open_results(const std::string& partition_json) {
+  if (opt_.output_dir.empty()) return;
+  writer_ = std::make_unique<RunWriter>(opt_.output_dir);
+  writer_->write_text("config.toml", cfg_.resolved_toml());
+  writer_->write_text("config.json", cfg_.resolved_json());
+  if (!partition_json.empty()) writer_->write_text("partition.json", partition_json);
+}
+
+std::vector<Task> ServerLoop::begin_round(int64_t round) {
+  round_ = round;
+  t0_ = std::chrono::steady_clock::now();
+  sampled_ = sample_clients(setup_.num_clients, opt_.fraction, opt_.seed, round);
+  sent_.clear();
+  sent_bytes_.clear();
+  replies_.clear();
+  reply_bytes_.clear();
+  rejected_.clear();
+  std::vector<Task> tasks;
+  for (int64_t c : sampled_) {
+    Message msg = server_->configure_fit(round, c);
+    const uint64_t s = down_seed(opt_.seed, round, c);
+    Task t{c, encode_message(msg, down_, s)};
+    sent_[c] = down_.spec().lossless() ? std::move(msg) : decode_message(t.bytes, s);
+    sent_bytes_[c] = t.bytes.size();
+    tasks.push_back(std::move(t));
+  }
+  return tasks;
+}
+
+std::string ServerLoop::accept_reply(int64_t client, const std::string& bytes) {
+  auto it = sent_.find(client);
+  if (it == sent_.end()) return "client " + std::to_string(client) + " was not asked this round";
+  if (replies_.count(client)) return "client " + std::to_string(client) + " already replied";
+  std::string reason;
+  try {
+    Message m = decode_message(bytes, up_seed(opt_.seed, round_, client), &it->second.tensors);
+    if (!m.tensors.all_finite())
+      reason = "non-finite values (NaN or Inf) in its update";
+    else if (!m.metrics.count("num_samples") || !std::isfinite(m.metrics.at("num_samples")) ||
+             m.metrics.at("num_samples") < 0)
+      reason = "no valid num_samples metric";
+    else
+      replies_[client] = Reply{client, std::move(m)};
+  } catch (const Error& e) {
+    reason = e.what();
+  }
+  reply_bytes_[client] = bytes.size();
+  if (!reason.empty()) {
+    rejected_[client] = reason;
+    spdlog::warn("round {}: reply of client {} rejected: {}", round_, client, reason);
+  }
+  return reason;
+}
+
+Row ServerLoop::end_round() {
+  Row row;
+  row["round"] = static_cast<double>(round_);
+  row["clients"] = static_cast<double>(sampled_.size());
+  double down = 0, up = 0, macs = 0;
+  for (const auto& [c, b] : sent_bytes_) down += static_cast<double>(b);
+  for (const auto& [c, b] : reply_bytes_) up += static_cast<double>(b);
+  std::vector<Reply> ok;
+  std::map<std::string, double> sum;
+  std::map<std::string, int> count;
+  for (auto& [c, r] : replies_) {  // std::map: sorted by client id
+    for (const auto& [k, v] : r.message.metrics) {
+      sum[k] += v;
+      count[k] += 1;
+    }
+    macs += r.message.metric_or("client_macs", 0.0);
+    ok.push_back(std::move(r));
+  }
+  const double m = static_cast<double>(std::max<size_t>(1, sampled_.size()));
+  row["replies"] = static_cast<double>(ok.size());
+  row["rejected"] = static_cast<double>(rejected_.size());
+  for (const auto& [k, v] : sum)
+    if (k != "client_macs" && k != "num_samples") row["fit_" + k] = v / count[k];
+  row["bytes_down"] = down;
+  row["bytes_up"] = up;
+  row["bytes_down_per_client"] = down / m;
+  row["bytes_up_per_client"] = up / m;
+  row["client_macs"] = macs;
+  row["client_macs_per_client"] = macs / m;
+  server_->aggregate(round_, ok);
+  row["fit_s"] = seconds_since(t0_);
+  return row;
+}
+
+bool ServerLoop::eval_due(int64_t round) const {
+  return opt_.eval_every > 0 && (round % opt_.eval_every == 0 || round == opt_.rounds);
+}
+
+std::vector<Task> ServerLoop::begin_eval(int64_t round) {
+  evals_.clear();
+  eval_sent_bytes_.clear();
+  std::vector<Task> tasks;
+  if (!opt_.personalized) return tasks;
+  for (int64_t c = 0; c < setup_.num_clients; ++c) {
+    auto msg = server_->configure_evaluate(round, c);
+    if (!msg) continue;
+    Task t{c, encode_message(*msg, down_, eval_seed(opt_.seed, round, c))};
+    eval_sent_bytes_[c] = t.bytes.size();
+    tasks.push_back(std::move(t));
+  }
+  return tasks;
+}
+
+std::string ServerLoop::accept_eval(int64_t client, const std::string& bytes) {
+  if (!eval_sent_bytes_.count(client)) return "client " + std::to_string(client) + " was not asked";
+  try {
+    Message m = decode_message(bytes, up_seed(opt_.seed, round_, client) ^ 1);
+    if (!m.metrics.count("accuracy")) return "evaluation reply has no accuracy";
+    Row r(m.metrics.begin(), m.metrics.end());
+    r["client"] = static_cast<double>(client);
+    evals_[client] = std::move(r);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+void ServerLoop::end_eval(Row* row) {
+  auto te = std::chrono::steady_clock::now();
+  if (test_.size() > 0)
+    for (const auto& [k, v] : server_->evaluate(round_, test_)) (*row)[k] = v;
+  if (!evals_.empty()) {
+    double sum = 0, lo = 1e300, hi = -1e300;
+    std::map<std::string, double> extra;
+    std::vector<Row> rows;
+    for (const auto& [c, r] : evals_) {
+      double a = r.at("accuracy");
+      sum += a;
+      lo = std::min(lo, a);
+      hi = std::max(hi, a);
+      for (const auto& [k, v] : r)
+        if (k != "accuracy" && k != "client" && k != "num_samples") extra[k] += v;
+      rows.push_back(r);
+    }
+    const double n = static_cast<double>(evals_.size());
+    (*row)["personal_accuracy_mean"] = sum / n;
+    (*row)["personal_accuracy_min"] = lo;
+    (*row)["personal_accuracy_max"] = hi;
+    for (const auto& [k, v] : extra) (*row)["personal_" + k + "_mean"] = v / n;
+    double eb = 0;
+    for (const auto& [c, b] : eval_sent_bytes_) eb += static_cast<double>(b);
+    (*row)["bytes_eval"] = eb;
+    if (writer_) writer_->append_clients(round_, rows);
+  }
+  (*row)["eval_s"] = seconds_since(te);
+}
+
+Row ServerLoop::record(Row row) {
+  row["wall_s"] = seconds_since(t0_);
+  if (writer_) writer_->append_round(row);
+  if (opt_.quiet) return row;
+  std::string acc;
+  if (row.count("accuracy")) acc += fmt::format("  acc {:.4f}", row["accuracy"]);
+  if (row.count("personal_accuracy_mean"))
+    acc += fmt::format("  personal acc {:.4f}", row["personal_accuracy_mean"]);
+  spdlog::info("round {:>4}/{}  clients {:>3}{}  train loss {:.4f}  down {:.2f} MB  up {:.2f} MB"
+               "  {:.1f} s",
+               row["round"], opt_.rounds, row["clients"], acc,
+               row.count("fit_train_loss") ? row["fit_train_loss"] : 0.0,
+               row["bytes_down"] / 1e6, row["bytes_up"] / 1e6, row["wall_s"]);
+  return row;
+}
+
+ClientRunner::ClientRunner(const RunOptions& opt, std::unique_ptr<ClientAlgorithm> algo)
+    : opt_(opt), up_(opt.up), algo_(std::move(algo)) {}
+
+std::string ClientRunner::fit(int64_t round, int64_t client, const std::string& task_bytes,
+                              const ClientData& data, ClientState* state) {
+  Message in = decode_message(task_bytes, down_seed(opt_.seed, round, client));
+  ClientContext ctx;
+  ctx.client_id = client;
+  ctx.round = round;
+  ctx.data = &data;
+  ctx.state = state;
+  ctx.seed = fit_seed(opt_.seed, round, client);
+  ctx.device = opt_.device;
+  Message out = algo_->fit(in, ctx);
+  return encode_message(out, up_, up_seed(opt_.seed, round, client), &in.tensors);
+}
+
+std::string ClientRunner::evaluate(int64_t round, int64_t client, const std::string& task_bytes,
+                                   const ClientData& data, ClientState* state) {
+  Message in = decode_message(task_bytes, eval_seed(opt_.seed, round, client));
+  ClientContext ctx;
+  ctx.client_id = client;
+  ctx.round = round;
+  ctx.data = &data;
+  ctx.state = state;
+  ctx.seed = derive_seed(opt_.seed, Purpose::kMisc, {u(round), u(client)});
+  ctx.device = opt_.device;
+  Message out = algo_->evaluate(in, ctx);
+  return encode_message(out, up_, up_seed(opt_.seed, round, client) ^ 1);
+}
+
+}  // namespace fedpp

@@ -1,0 +1,127 @@
+// The server side of a round, shared by the simulation and the gRPC server, so that both
+// produce the same numbers and the same bytes for the same config and seed:
+//
+//   auto tasks = loop.begin_round(r);          // sampled clients and their encoded messages
+//   loop.accept_reply(client, bytes);          // for each reply that arrives (any order)
+//   Row row = loop.end_round();                // aggregate (replies sorted by client id)
+//   if (loop.eval_due(r)) {                    // global and personalised evaluation
+//     auto ev = loop.begin_eval(r);  loop.accept_eval(client, bytes) ...;  loop.end_eval(&row);
+//   }
+//   loop.record(row);
+//
+// It owns the ServerAlgorithm, the codec pipelines and the results folder. Replies that fail to
+// decode, are not finite, or come from a client that was not asked are rejected with a reason
+// (and left out of aggregation).
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "fedpp/codec/codec.hpp"
+#include "fedpp/core/config.hpp"
+#include "fedpp/data/dataset.hpp"
+#include "fedpp/fl/algorithm.hpp"
+#include "fedpp/report/run_writer.hpp"
+
+namespace fedpp {
+
+// Run-level settings both runtimes read (keys: seed, rounds, algorithm.name,
+// sampling.fraction, eval.every, eval.personalized, output.dir, output.quiet, codec.down.*,
+// codec.up.*, runtime.device).
+struct RunOptions {
+  uint64_t seed = 1;
+  int64_t rounds = 10;
+  double fraction = 1.0;
+  int64_t eval_every = 1;
+  bool personalized = false;
+  std::string output_dir;
+  bool quiet = false;
+  std::string algorithm;
+  CodecSpec down, up;
+  torch::Device device = torch::kCPU;
+  static RunOptions from_config(const Config& cfg);
+};
+
+// Seeds both ends derive for the codec of one message.
+uint64_t down_seed(uint64_t run_seed, int64_t round, int64_t client);
+uint64_t up_seed(uint64_t run_seed, int64_t round, int64_t client);
+uint64_t eval_seed(uint64_t run_seed, int64_t round, int64_t client);
+uint64_t fit_seed(uint64_t run_seed, int64_t round, int64_t client);
+
+struct Task {
+  int64_t client = 0;
+  std::string bytes;  // the encoded Message for this client
+};
+
+class ServerLoop {
+ public:
+  // `test` is the global test set (may be empty when the server holds no data).
+  ServerLoop(const Config& cfg, const RunOptions& opt, const AlgorithmInfo& info,
+             const AlgorithmSetup& setup, Dataset test);
+  ~ServerLoop();
+
+  std::vector<Task> begin_round(int64_t round);
+  // Returns "" when accepted, else the reason it was rejected.
+  std::string accept_reply(int64_t client, const std::string& bytes);
+  Row end_round();
+
+  bool eval_due(int64_t round) const;
+  // Tasks for personalised evaluation (empty when the method evaluates only globally).
+  std::vector<Task> begin_eval(int64_t round);
+  std::string accept_eval(int64_t client, const std::string& bytes);
+  // Global evaluation plus the personalised summary, added to `row`.
+  void end_eval(Row* row);
+  // Adds the round's wall time, appends the row to the results, prints the progress line and
+  // returns the completed row.
+  Row record(Row row);
+
+  // Opens the results folder and writes config.toml / config.json / partition.json.
+  void open_results(const std::string& partition_json);
+
+  ServerAlgorithm& algorithm() { return *server_; }
+  const RunOptions& options() const { return opt_; }
+  int64_t current_round() const { return round_; }
+  const std::vector<int64_t>& sampled() const { return sampled_; }
+
+ private:
+  Config cfg_;
+  RunOptions opt_;
+  AlgorithmSetup setup_;
+  Dataset test_;
+  Pipeline down_, up_;
+  std::unique_ptr<ServerAlgorithm> server_;
+  std::unique_ptr<RunWriter> writer_;
+
+  int64_t round_ = 0;
+  std::chrono::steady_clock::time_point t0_;
+  std::vector<int64_t> sampled_;
+  std::map<int64_t, Message> sent_;       // what each sampled client received (decoded)
+  std::map<int64_t, size_t> sent_bytes_;
+  std::map<int64_t, Reply> replies_;
+  std::map<int64_t, size_t> reply_bytes_;
+  std::map<int64_t, std::string> rejected_;
+  std::map<int64_t, size_t> eval_sent_bytes_;
+  std::map<int64_t, Row> evals_;
+};
+
+// The client side of a round: decodes a task, runs the ClientAlgorithm with the client's state
+// and encodes the reply. Used by the simulation's workers and by `fedpp join`.
+class ClientRunner {
+ public:
+  ClientRunner(const RunOptions& opt, std::unique_ptr<ClientAlgorithm> algo);
+  std::string fit(int64_t round, int64_t client, const std::string& task_bytes,
+                  const ClientData& data, ClientState* state);
+  std::string evaluate(int64_t round, int64_t client, const std::string& task_bytes,
+                       const ClientData& data, ClientState* state);
+
+ private:
+  RunOptions opt_;
+  Pipeline up_;
+  std::unique_ptr<ClientAlgorithm> algo_;
+};
+
+}  // namespace fedpp

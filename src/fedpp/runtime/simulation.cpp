@@ -1,0 +1,137 @@
+#include "fedpp/runtime/simulation.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <exception>
+#include <mutex>
+#include <thread>
+
+#include "fedpp/core/error.hpp"
+#include "fedpp/core/seed.hpp"
+#include "fedpp/data/loaders.hpp"
+#include "fedpp/data/partition.hpp"
+#include "fedpp/runtime/threads.hpp"
+
+namespace fedpp {
+
+std::shared_ptr<const FederatedData> load_federated_data(const Config& cfg) {
+  uint64_t seed = static_cast<uint64_t>(cfg.get_int("seed", 1, 0));
+  auto splits = load_splits(cfg, derive_seed(seed, Purpose::kPartition, {1}));
+  return std::make_shared<FederatedData>(
+      make_federated(splits, cfg, derive_seed(seed, Purpose::kPartition, {2})));
+}
+
+ModelSpec spec_of(const FederatedData& data) {
+  FEDPP_CHECK(!data.clients.empty(), "the partition produced no clients");
+  const Dataset& d = data.global_test.size() ? data.global_test : data.clients[0].train;
+  return ModelSpec{d.sample_shape(), d.num_classes};
+}
+
+Simulation::Simulation(Config cfg) : cfg_(std::move(cfg)) {
+  data_ = load_federated_data(cfg_);
+  build();
+}
+
+Simulation::Simulation(Config cfg, std::shared_ptr<const FederatedData> data)
+    : cfg_(std::move(cfg)), data_(std::move(data)) {
+  cfg_.mark_used("data");  // the data came from the caller
+  build();
+}
+
+Simulation::~Simulation() = default;
+
+void Simulation::build() {
+  opt_ = RunOptions::from_config(cfg_);
+  sim_.workers = cfg_.get_int("runtime.workers", sim_.workers, 1, 256);
+  sim_.threads = cfg_.get_int("runtime.threads", sim_.threads, 1, 256);
+  auto state = cfg_.get_choice("runtime.state", "memory", {"memory", "disk"});
+  auto state_dir = cfg_.get_string("runtime.state_dir", "");
+  const auto& info = find_algorithm(opt_.algorithm);
+
+  set_worker_threads(static_cast<int>(sim_.threads));
+  AlgorithmSetup setup;
+  setup.cfg = cfg_;
+  setup.spec = spec_of(*data_);
+  setup.num_clients = static_cast<int64_t>(data_->clients.size());
+  setup.seed = opt_.seed;
+  setup.device = opt_.device;
+  loop_ = std::make_unique<ServerLoop>(cfg_, opt_, info, setup, data_->global_test);
+  for (int64_t w = 0; w < sim_.workers; ++w)
+    runners_.push_back(std::make_unique<ClientRunner>(opt_, info.make_client(setup)));
+  if (state == "disk") {
+    FEDPP_CHECK(!state_dir.empty() || !opt_.output_dir.empty(),
+                "runtime.state = \"disk\" needs runtime.state_dir or output.dir");
+    states_ = make_disk_store(state_dir.empty() ? opt_.output_dir + "/client_state" : state_dir);
+  } else {
+    states_ = make_memory_store(setup.num_clients);
+  }
+  cfg_.check_all_used();
+  // The server thread (aggregation, global evaluation) may use every core the workers use.
+  set_worker_threads(static_cast<int>(sim_.workers * sim_.threads));
+  loop_->open_results(data_->summary_json());
+}
+
+template <typename Fn>
+void Simulation::parallel_for(size_t n, Fn&& fn) {
+  std::atomic<size_t> next{0};
+  std::exception_ptr error;
+  std::mutex error_mu;
+  auto work = [&](size_t w) {
+    set_worker_threads(static_cast<int>(sim_.threads));
+    for (size_t i = next++; i < n; i = next++) {
+      try {
+        fn(*runners_[w], i);
+      } catch (...) {
+        std::lock_guard<std::mutex> l(error_mu);
+        if (!error) error = std::current_exception();
+        next = n;
+      }
+    }
+  };
+  size_t n_workers = std::min(runners_.size(), n);
+  if (n_workers <= 1) {
+    work(0);
+    set_worker_threads(static_cast<int>(sim_.workers * sim_.threads));
+  } else {
+    std::vector<std::thread> pool;
+    for (size_t w = 0; w < n_workers; ++w) pool.emplace_back(work, w);
+    for (auto& t : pool) t.join();
+  }
+  if (error) std::rethrow_exception(error);
+}
+
+Row Simulation::run_round(int64_t round) {
+  auto tasks = loop_->begin_round(round);
+  std::vector<std::string> replies(tasks.size());
+  parallel_for(tasks.size(), [&](ClientRunner& runner, size_t i) {
+    const int64_t c = tasks[i].client;
+    ClientState state = states_->load(c);
+    replies[i] = runner.fit(round, c, tasks[i].bytes, data_->clients[c], &state);
+    states_->save(c, std::move(state));
+  });
+  for (size_t i = 0; i < tasks.size(); ++i) loop_->accept_reply(tasks[i].client, replies[i]);
+  Row row = loop_->end_round();
+  if (loop_->eval_due(round)) {
+    auto evals = loop_->begin_eval(round);
+    std::vector<std::string> answers(evals.size());
+    parallel_for(evals.size(), [&](ClientRunner& runner, size_t i) {
+      const int64_t c = evals[i].client;
+      if (data_->clients[c].test.size() == 0) return;
+      ClientState state = states_->load(c);
+      answers[i] = runner.evaluate(round, c, evals[i].bytes, data_->clients[c], &state);
+    });
+    for (size_t i = 0; i < evals.size(); ++i)
+      if (!answers[i].empty()) loop_->accept_eval(evals[i].client, answers[i]);
+    loop_->end_eval(&row);
+  }
+  return loop_->record(std::move(row));
+}
+
+std::vector<Row> Simulation::run() {
+  std::vector<Row> rows;
+  for (int64_t r = 1; r <= opt_.rounds; ++r) rows.push_back(run_round(r));
+  return rows;
+}
+
+}  // namespace fedpp

@@ -1,0 +1,69 @@
+// Simulation — many virtual clients in one process. The server side of each round is the
+// ServerLoop that the gRPC server also uses; clients run as ClientRunners on a pool of worker
+// threads (one ClientAlgorithm each), with their private state kept between rounds in a
+// StateStore. Messages cross as encoded wire bytes, so lossy codecs act and bytes are real.
+//
+// Config keys: those of RunOptions (server_loop.hpp), runtime.workers, runtime.threads,
+// runtime.state (memory|disk), runtime.state_dir, plus the data.*, model.*, train.* and
+// algorithm keys that the components read.
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fedpp/codec/codec.hpp"
+#include "fedpp/core/config.hpp"
+#include "fedpp/data/dataset.hpp"
+#include "fedpp/fl/algorithm.hpp"
+#include "fedpp/report/run_writer.hpp"
+#include "fedpp/runtime/server_loop.hpp"
+#include "fedpp/runtime/state_store.hpp"
+
+namespace fedpp {
+
+struct SimulationOptions {
+  int64_t workers = 2;   // client threads
+  int64_t threads = 1;   // intra-op threads per worker
+};
+
+class Simulation {
+ public:
+  // Loads the data and builds the algorithm from `cfg`; validates every key.
+  explicit Simulation(Config cfg);
+  // Uses already-loaded data (tests, benchmarks, scripts that run many configs).
+  Simulation(Config cfg, std::shared_ptr<const FederatedData> data);
+  ~Simulation();
+
+  // Runs all rounds; returns the results rows (one per round).
+  std::vector<Row> run();
+  // Runs one round (1-based) and returns its row.
+  Row run_round(int64_t round);
+
+  ServerAlgorithm& server() { return loop_->algorithm(); }
+  const RunOptions& options() const { return opt_; }
+  const SimulationOptions& sim_options() const { return sim_; }
+  const FederatedData& data() const { return *data_; }
+  StateStore& states() { return *states_; }
+
+ private:
+  void build();
+  // Runs fn(runner, i, tasks[i]) for every task on the worker pool; rethrows the first error.
+  template <typename Fn>
+  void parallel_for(size_t n, Fn&& fn);
+
+  Config cfg_;
+  std::shared_ptr<const FederatedData> data_;
+  RunOptions opt_;
+  SimulationOptions sim_;
+  std::unique_ptr<ServerLoop> loop_;
+  std::vector<std::unique_ptr<ClientRunner>> runners_;
+  std::unique_ptr<StateStore> states_;
+};
+
+// Loads data.* from the config and partitions it (the seed comes from key `seed`).
+std::shared_ptr<const FederatedData> load_federated_data(const Config& cfg);
+// The ModelSpec (input shape, classes) of a data set.
+ModelSpec spec_of(const FederatedData& data);
+
+}  // namespace fedpp

@@ -1,0 +1,96 @@
+#include "fedpp/runtime/state_store.hpp"
+
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+
+#include "fedpp/core/error.hpp"
+#include "fedpp/fl/wire.hpp"
+
+namespace fedpp {
+
+namespace {
+
+int64_t state_bytes(const ClientState& s) {
+  int64_t b = 0;
+  for (const auto& [n, t] : s.tensors) b += t.numel() * static_cast<int64_t>(t.element_size());
+  return b;
+}
+
+class MemoryStore : public StateStore {
+ public:
+  explicit MemoryStore(int64_t n) : states_(n) {}
+  ClientState load(int64_t c) override {
+    std::lock_guard<std::mutex> l(mu_);
+    return states_.at(c);
+  }
+  void save(int64_t c, ClientState s) override {
+    std::lock_guard<std::mutex> l(mu_);
+    states_.at(c) = std::move(s);
+  }
+  int64_t bytes() const override {
+    std::lock_guard<std::mutex> l(mu_);
+    int64_t b = 0;
+    for (const auto& s : states_) b += state_bytes(s);
+    return b;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<ClientState> states_;
+};
+
+class DiskStore : public StateStore {
+ public:
+  explicit DiskStore(std::string dir) : dir_(std::move(dir)) {
+    std::filesystem::create_directories(dir_);
+  }
+  std::string path(int64_t c) const { return dir_ + "/client_" + std::to_string(c) + ".state"; }
+  ClientState load(int64_t c) override {
+    ClientState s;
+    std::ifstream in(path(c), std::ios::binary);
+    if (!in) return s;
+    std::stringstream ss;
+    ss << in.rdbuf();
+    Message m = decode_message(ss.str(), 0);
+    s.tensors = std::move(m.tensors);
+    s.scalars = std::move(m.metrics);
+    return s;
+  }
+  void save(int64_t c, ClientState s) override {
+    Message m;
+    m.tensors = std::move(s.tensors);
+    m.metrics = std::move(s.scalars);
+    static const Pipeline lossless;
+    std::string bytes = encode_message(m, lossless, 0);
+    std::string tmp = path(c) + ".tmp";
+    {
+      std::ofstream out(tmp, std::ios::binary);
+      out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+      FEDPP_CHECK(out.good(), "cannot write client state to " + tmp +
+                                  ": check runtime.state_dir and free disk space");
+    }
+    std::filesystem::rename(tmp, path(c));
+  }
+  int64_t bytes() const override {
+    int64_t b = 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir_))
+      if (e.is_regular_file()) b += static_cast<int64_t>(e.file_size());
+    return b;
+  }
+
+ private:
+  std::string dir_;
+};
+
+}  // namespace
+
+std::unique_ptr<StateStore> make_memory_store(int64_t n) {
+  return std::make_unique<MemoryStore>(n);
+}
+std::unique_ptr<StateStore> make_disk_store(const std::string& dir) {
+  return std::make_unique<DiskStore>(dir);
+}
+
+}  // namespace fedpp

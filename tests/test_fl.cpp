@@ -1,0 +1,114 @@
+#include <gtest/gtest.h>
+
+#include "fedpp/algorithms/fedavg.hpp"
+#include "fedpp/codec/codec.hpp"
+#include "fedpp/core/error.hpp"
+#include "fedpp/fl/wire.hpp"
+#include "fedpp/runtime/sampling.hpp"
+#include "fedpp/runtime/state_store.hpp"
+
+using namespace fedpp;
+
+namespace {
+Reply reply(int64_t id, double n, std::vector<float> a, std::vector<float> b) {
+  Reply r;
+  r.client_id = id;
+  r.message.tensors.set("w", torch::tensor(a).reshape({2, 1}));
+  r.message.tensors.set("b", torch::tensor(b));
+  r.message.metrics["num_samples"] = n;
+  return r;
+}
+}  // namespace
+
+TEST(FedAvg, SampleWeightedAverageByHand) {
+  // (1 * [1,2] + 3 * [5,6]) / 4 = [4, 5]; (1 * [0] + 3 * [8]) / 4 = [6].
+  std::vector<Reply> rs = {reply(0, 1, {1, 2}, {0}), reply(1, 3, {5, 6}, {8})};
+  NamedTensors like;
+  like.set("w", torch::zeros({2, 1}));
+  like.set("b", torch::zeros({1}));
+  auto avg = weighted_average(rs, like);
+  EXPECT_TRUE(torch::allclose(avg.at("w"), torch::tensor({4.f, 5.f}).reshape({2, 1})));
+  EXPECT_FLOAT_EQ(avg.at("b").item<float>(), 6.f);
+  EXPECT_EQ(avg.names(), like.names());
+}
+
+TEST(FedAvg, AverageRejectsWrongShape) {
+  std::vector<Reply> rs = {reply(0, 1, {1, 2}, {0})};
+  NamedTensors like;
+  like.set("w", torch::zeros({1, 2}));
+  like.set("b", torch::zeros({1}));
+  EXPECT_THROW(weighted_average(rs, like), Error);
+}
+
+TEST(FedProx, ProximalTermByHand) {
+  std::vector<torch::Tensor> p = {torch::tensor({1.f, 2.f}), torch::tensor({3.f})};
+  std::vector<torch::Tensor> a = {torch::tensor({0.f, 0.f}), torch::tensor({1.f})};
+  // (1 + 4) + 4 = 9
+  EXPECT_FLOAT_EQ(proximal_term(p, a).item<float>(), 9.f);
+}
+
+TEST(Wire, LosslessRoundTripWithMetricsAndConfig) {
+  Message m;
+  m.tensors.set("a", torch::randn({3, 4}));
+  m.tensors.set("labels", torch::arange(5, torch::kLong));
+  m.metrics["num_samples"] = 12;
+  m.config["phase"] = "fit";
+  Pipeline p;
+  auto bytes = encode_message(m, p, 42);
+  auto back = decode_message(bytes, 42);
+  EXPECT_TRUE(torch::equal(back.tensors.at("a"), m.tensors.at("a")));
+  EXPECT_TRUE(torch::equal(back.tensors.at("labels"), m.tensors.at("labels")));
+  EXPECT_EQ(back.metric("num_samples"), 12);
+  EXPECT_EQ(back.config_value("phase"), "fit");
+  // The encoded size is dominated by the float32 payload.
+  EXPECT_GE(bytes.size(), 12u * 4u + 5u * 8u);
+  EXPECT_LE(bytes.size(), 12u * 4u + 5u * 8u + 200u);
+}
+
+TEST(Wire, DeltaAgainstReference) {
+  NamedTensors ref;
+  ref.set("w", torch::full({100}, 3.0f));
+  Message m;
+  m.tensors.set("w", torch::full({100}, 3.5f));
+  Pipeline p;
+  auto bytes = encode_message(m, p, 1, &ref);
+  auto back = decode_message(bytes, 1, &ref);
+  EXPECT_TRUE(torch::allclose(back.tensors.at("w"), m.tensors.at("w")));
+  EXPECT_THROW(decode_message(bytes, 1, nullptr), Error);  // update without its reference
+}
+
+TEST(Wire, MalformedBytesRejected) {
+  EXPECT_THROW(decode_message(std::string("\xff\xff\xff garbage", 12), 0), Error);
+  Message m;
+  m.tensors.set("a", torch::randn({64}));
+  auto bytes = encode_message(m, Pipeline(), 3);
+  EXPECT_THROW(decode_message(bytes.substr(0, bytes.size() - 7), 3), Error);
+}
+
+TEST(Sampling, FractionSeededSortedDistinct) {
+  auto a = sample_clients(100, 0.1, 7, 3);
+  auto b = sample_clients(100, 0.1, 7, 3);
+  auto c = sample_clients(100, 0.1, 7, 4);
+  ASSERT_EQ(a.size(), 10u);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+  EXPECT_TRUE(std::is_sorted(a.begin(), a.end()));
+  EXPECT_EQ(std::adjacent_find(a.begin(), a.end()), a.end());
+  EXPECT_EQ(sample_clients(10, 1.0, 7, 1).size(), 10u);
+  EXPECT_EQ(sample_clients(10, 0.01, 7, 1).size(), 1u);
+}
+
+TEST(StateStore, MemoryAndDiskKeepState) {
+  auto dir = testing::TempDir() + "/fedpp_state_test";
+  for (auto store : {make_memory_store(3), make_disk_store(dir)}) {
+    EXPECT_TRUE(store->load(1).empty());
+    ClientState s;
+    s.tensors.set("private.w", torch::arange(6, torch::kFloat).reshape({2, 3}));
+    s.scalars["rounds_seen"] = 4;
+    store->save(1, s);
+    auto back = store->load(1);
+    EXPECT_TRUE(torch::equal(back.tensors.at("private.w"), s.tensors.at("private.w")));
+    EXPECT_EQ(back.scalars.at("rounds_seen"), 4);
+    EXPECT_GT(store->bytes(), 0);
+  }
+}

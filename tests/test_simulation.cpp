@@ -1,0 +1,166 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "fedpp/core/config.hpp"
+#include "fedpp/core/error.hpp"
+#include "fedpp/runtime/simulation.hpp"
+
+using namespace fedpp;
+
+namespace {
+
+// Four separable Gaussian clusters in 1x8x8, split over `clients` clients.
+std::shared_ptr<FederatedData> toy_data(int64_t clients, int64_t per_client = 64) {
+  auto gen = at::detail::createCPUGenerator(123);
+  auto make = [&](int64_t n) {
+    Dataset d;
+    d.y = torch::randint(0, 4, {n}, gen, torch::kLong);
+    auto centers = torch::randn({4, 1, 8, 8}, gen) * 2.0;
+    d.x = centers.index_select(0, d.y) + 0.5 * torch::randn({n, 1, 8, 8}, gen);
+    d.num_classes = 4;
+    d.name = "toy";
+    return d;
+  };
+  auto data = std::make_shared<FederatedData>();
+  // Same cluster centres for every split: re-seed before each.
+  for (int64_t c = 0; c < clients; ++c) {
+    gen = at::detail::createCPUGenerator(123);
+    ClientData cd;
+    auto all = make(per_client * 2 + 1000 * 0);
+    cd.train = all;
+    cd.test = all;
+    data->clients.push_back(cd);
+  }
+  gen = at::detail::createCPUGenerator(123);
+  data->global_test = make(256);
+  for (int64_t c = 0; c < clients; ++c) data->summary.push_back({c, per_client, per_client, {}});
+  return data;
+}
+
+Config toy_config(const std::string& extra = "") {
+  return Config::from_string("seed = 3\nrounds = 3\n[model]\nname = \"mlp\"\n"
+                             "[train]\nlr = 0.05\nbatch_size = 16\n"
+                             "[runtime]\nworkers = 2\nthreads = 1\n[output]\nquiet = true\n" +
+                             extra);
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+TEST(Simulation, FedAvgLearnsToyTask) {
+  Simulation sim(toy_config(), toy_data(4));
+  auto rows = sim.run();
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_GT(rows.back().at("accuracy"), 0.9);
+  EXPECT_EQ(rows.back().at("clients"), 4);
+  // mlp on 1x8x8, 4 classes: (64*200+200) + (200*200+200) + (200*4+4) floats each way.
+  const double params = 64 * 200 + 200 + 200 * 200 + 200 + 200 * 4 + 4;
+  EXPECT_GT(rows.back().at("bytes_down"), 4 * params * 4);
+  EXPECT_LT(rows.back().at("bytes_down"), 4 * (params * 4 + 400));
+  EXPECT_GT(rows.back().at("client_macs"), 0);
+}
+
+TEST(Simulation, SameSeedSameResultsAcrossWorkerCounts) {
+  auto strip = [](std::vector<Row> rows) {
+    for (auto& r : rows)
+      for (auto it = r.begin(); it != r.end();)
+        it = it->first.size() > 2 && it->first.substr(it->first.size() - 2) == "_s"
+                 ? r.erase(it)
+                 : std::next(it);
+    return rows;
+  };
+  auto data = toy_data(4);
+  auto a = strip(Simulation(toy_config(), data).run());
+  auto b = strip(Simulation(toy_config(), data).run());
+  auto c = strip(Simulation(toy_config("[sampling]\nfraction = 1.0\n"), data).run());
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(a, c);
+  auto cfg1 = toy_config();
+  cfg1.set("runtime.workers=1");
+  EXPECT_EQ(a, strip(Simulation(cfg1, data).run()));
+  auto cfg2 = toy_config();
+  cfg2.set("seed=4");
+  EXPECT_NE(a, strip(Simulation(cfg2, data).run()));
+}
+
+TEST(Simulation, FedProxStaysCloserToGlobal) {
+  auto data = toy_data(2);
+  auto prox = toy_config("[algorithm]\nname = \"fedprox\"\n[fedprox]\nmu = 1.0\n");
+  auto rows_avg = Simulation(toy_config(), data).run();
+  auto rows_prox = Simulation(prox, data).run();
+  EXPECT_GT(rows_prox.back().at("accuracy"), 0.8);
+  EXPECT_NE(rows_avg.back().at("accuracy") + rows_avg.back().at("loss"),
+            rows_prox.back().at("accuracy") + rows_prox.back().at("loss"));
+}
+
+TEST(Simulation, UnknownKeyRejectedBeforeTraining) {
+  auto cfg = toy_config("[train]\nlearning_rate = 0.1\n");
+  try {
+    Simulation sim(cfg, toy_data(2));
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("train.learning_rate"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Simulation, PartialParticipation) {
+  auto cfg = toy_config("[sampling]\nfraction = 0.5\n");
+  auto rows = Simulation(cfg, toy_data(4)).run();
+  for (const auto& r : rows) EXPECT_EQ(r.at("clients"), 2);
+}
+
+TEST(Simulation, WritesResultsFolder) {
+  auto dir = testing::TempDir() + "/fedpp_run_test";
+  std::filesystem::remove_all(dir);
+  auto cfg = toy_config();
+  cfg.set("output.dir=\"" + dir + "\"");
+  Simulation(cfg, toy_data(2)).run();
+  for (auto f : {"config.toml", "config.json", "partition.json", "metrics.csv", "metrics.jsonl"})
+    EXPECT_TRUE(std::filesystem::exists(dir + "/" + f)) << f;
+  auto csv = slurp(dir + "/metrics.csv");
+  EXPECT_EQ(csv.rfind("round,", 0), 0u) << csv;
+  EXPECT_NE(csv.find("bytes_up"), std::string::npos);
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 4);
+  EXPECT_EQ(read_rows(dir).size(), 3u);
+  auto resolved = slurp(dir + "/config.toml");
+  EXPECT_NE(resolved.find("local_epochs = 1"), std::string::npos) << resolved;
+}
+
+TEST(EndToEnd, FedAvgOnFashionMnistSubset) {
+  if (!std::filesystem::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"))
+    GTEST_SKIP() << "Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)";
+  auto cfg = Config::from_string(R"(
+seed = 1
+rounds = 3
+[data]
+dataset = "fashion-mnist"
+subset_train = 6000
+subset_test = 2000
+num_clients = 5
+partition = "iid"
+[model]
+name = "mlp"
+[train]
+lr = 0.05
+momentum = 0.9
+batch_size = 32
+[runtime]
+workers = 2
+threads = 1
+[output]
+quiet = true
+)");
+  auto rows = Simulation(cfg).run();
+  // Chance is 10%; a 3-round MLP on 6,000 images reaches about 80%.
+  EXPECT_GT(rows.back().at("accuracy"), 0.70);
+  EXPECT_LT(rows.back().at("loss"), rows.front().at("loss") + 1e-9);
+}
