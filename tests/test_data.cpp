@@ -1,0 +1,584 @@
+// Data layer: loaders on small files written here in the official formats (and corrupt
+// variants of them), channel statistics, load_splits, partitioners and make_federated.
+#include <gtest/gtest.h>
+#include <png.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "fedpp/core/config.hpp"
+#include "fedpp/core/error.hpp"
+#include "fedpp/data/dataset.hpp"
+#include "fedpp/data/loaders.hpp"
+#include "fedpp/data/partition.hpp"
+
+namespace fs = std::filesystem;
+using namespace fedpp;
+
+namespace {
+
+using Bytes = std::vector<uint8_t>;
+
+// ---- writers for the official formats ----------------------------------------------------
+
+void put_be32(Bytes* b, uint32_t v) {
+  for (int s = 24; s >= 0; s -= 8) b->push_back(uint8_t(v >> s));
+}
+
+// Pixel j of image i in the test IDX files.
+uint8_t idx_pixel(int64_t i, int64_t j) { return uint8_t((i * 31 + j * 7) % 256); }
+
+Bytes idx_images(int64_t n, int64_t rows, int64_t cols, uint32_t magic = 0x00000803) {
+  Bytes b;
+  put_be32(&b, magic);
+  put_be32(&b, uint32_t(n));
+  put_be32(&b, uint32_t(rows));
+  put_be32(&b, uint32_t(cols));
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < rows * cols; ++j) b.push_back(idx_pixel(i, j));
+  return b;
+}
+
+Bytes idx_labels(const std::vector<uint8_t>& labels, uint32_t magic = 0x00000801) {
+  Bytes b;
+  put_be32(&b, magic);
+  put_be32(&b, uint32_t(labels.size()));
+  b.insert(b.end(), labels.begin(), labels.end());
+  return b;
+}
+
+void write_file(const fs::path& path, const Bytes& b, bool gz = false) {
+  if (gz) {
+    gzFile f = gzopen(path.c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    ASSERT_EQ(gzwrite(f, b.data(), unsigned(b.size())), int(b.size()));
+    gzclose(f);
+  } else {
+    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(b.data()),
+                                                std::streamsize(b.size()));
+  }
+}
+
+// CIFAR records: `label_bytes` label bytes, then pixels with plane p value (10*i + p) at
+// position 0 of each plane and i elsewhere.
+Bytes cifar_records(const std::vector<std::vector<uint8_t>>& labels) {
+  Bytes b;
+  for (size_t i = 0; i < labels.size(); ++i) {
+    b.insert(b.end(), labels[i].begin(), labels[i].end());
+    for (int p = 0; p < 3; ++p)
+      for (int j = 0; j < 1024; ++j) b.push_back(uint8_t(j == 0 ? 10 * i + p : i));
+  }
+  return b;
+}
+
+// Writes a w x h PNG in `format` (PNG_FORMAT_RGB, _GRAY, _RGBA) from interleaved bytes.
+void write_png(const fs::path& path, int w, int h, uint32_t format, const Bytes& px) {
+  png_image img;
+  std::memset(&img, 0, sizeof img);
+  img.version = PNG_IMAGE_VERSION;
+  img.width = uint32_t(w);
+  img.height = uint32_t(h);
+  img.format = format;
+  ASSERT_TRUE(png_image_write_to_file(&img, path.c_str(), 0, px.data(), 0, nullptr))
+      << img.message;
+}
+
+// A fresh temporary folder per test, removed afterwards.
+class DataTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("fedpp_data_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string p(const std::string& name) const { return (dir_ / name).string(); }
+  fs::path dir_;
+};
+
+// Runs f, expects fedpp::Error whose message contains every one of `parts`.
+template <class F>
+void expect_error(F f, const std::vector<std::string>& parts) {
+  try {
+    f();
+    ADD_FAILURE() << "expected fedpp::Error mentioning " << parts.front();
+  } catch (const Error& e) {
+    for (const auto& part : parts)
+      EXPECT_NE(std::string(e.what()).find(part), std::string::npos)
+          << "message lacks '" << part << "': " << e.what();
+  }
+}
+
+std::vector<int64_t> to_vec(const torch::Tensor& t) {
+  auto c = t.to(torch::kInt64).contiguous();
+  return std::vector<int64_t>(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
+}
+
+torch::Tensor balanced_labels(int64_t per_class, int64_t classes) {
+  return torch::arange(per_class * classes, torch::kInt64).remainder(classes);
+}
+
+// Asserts that the lists hold every index in [0, n) exactly once, each list sorted.
+void expect_exact_cover(const std::vector<std::vector<int64_t>>& lists, int64_t n) {
+  std::vector<int> seen(size_t(n), 0);
+  for (const auto& l : lists) {
+    EXPECT_TRUE(std::is_sorted(l.begin(), l.end()));
+    for (int64_t i : l) {
+      ASSERT_GE(i, 0);
+      ASSERT_LT(i, n);
+      ++seen[size_t(i)];
+    }
+  }
+  for (int64_t i = 0; i < n; ++i) ASSERT_EQ(seen[size_t(i)], 1) << "index " << i;
+}
+
+std::set<int64_t> classes_of(const std::vector<int64_t>& idx, const torch::Tensor& labels) {
+  std::set<int64_t> s;
+  for (int64_t i : idx) s.insert(labels[i].item<int64_t>());
+  return s;
+}
+
+}  // namespace
+
+// ---- IDX ---------------------------------------------------------------------------------
+
+TEST_F(DataTest, IdxPlainAndGzipLoadTheSame) {
+  for (bool gz : {false, true}) {
+    std::string suffix = gz ? ".gz" : "";
+    write_file(p("img" + suffix), idx_images(5, 3, 4), gz);
+    write_file(p("lab" + suffix), idx_labels({0, 1, 2, 9, 4}), gz);
+    RawData raw = load_idx(p("img" + suffix), p("lab" + suffix), 10);
+    ASSERT_EQ(raw.images.sizes(), (std::vector<int64_t>{5, 1, 3, 4}));
+    EXPECT_EQ(raw.images.scalar_type(), torch::kUInt8);
+    EXPECT_EQ(raw.labels.scalar_type(), torch::kInt64);
+    EXPECT_EQ(raw.num_classes, 10);
+    EXPECT_EQ(raw.labels[3].item<int64_t>(), 9);
+    EXPECT_EQ(raw.images[2][0][1][3].item<uint8_t>(), idx_pixel(2, 1 * 4 + 3));
+  }
+  // num_classes = 0 infers max + 1.
+  EXPECT_EQ(load_idx(p("img"), p("lab")).num_classes, 10);
+}
+
+TEST_F(DataTest, IdxErrorsNameTheFile) {
+  write_file(p("img"), idx_images(4, 2, 2));
+  write_file(p("lab"), idx_labels({0, 1, 2, 3}));
+  expect_error([&] { load_idx(p("nosuch-images"), p("lab")); }, {"nosuch-images", "not found"});
+  // Wrong magic: a labels file given as images and vice versa.
+  expect_error([&] { load_idx(p("lab"), p("lab")); }, {p("lab"), "magic"});
+  expect_error([&] { load_idx(p("img"), p("img")); }, {p("img"), "magic"});
+  // Truncated: the header promises more pixels than there are.
+  Bytes cut = idx_images(4, 2, 2);
+  cut.resize(cut.size() - 3);
+  write_file(p("cut-images"), cut);
+  expect_error([&] { load_idx(p("cut-images"), p("lab")); }, {"cut-images", "truncated"});
+  write_file(p("cut-images.gz"), cut, true);
+  expect_error([&] { load_idx(p("cut-images.gz"), p("lab")); }, {"cut-images.gz", "truncated"});
+  // A gzip stream cut in the middle.
+  write_file(p("full.gz"), idx_images(200, 28, 28), true);
+  auto size = fs::file_size(p("full.gz"));
+  fs::resize_file(p("full.gz"), size / 2);
+  expect_error([&] { load_idx(p("full.gz"), p("lab")); }, {"full.gz"});
+  // Header shorter than 16 bytes.
+  write_file(p("tiny"), Bytes{0, 0, 8});
+  expect_error([&] { load_idx(p("tiny"), p("lab")); }, {"tiny", "truncated"});
+  // Count mismatch between images and labels.
+  write_file(p("lab3"), idx_labels({0, 1, 2}));
+  expect_error([&] { load_idx(p("img"), p("lab3")); }, {"lab3", "4 images", "3 labels"});
+  // Label out of range.
+  write_file(p("lab-bad"), idx_labels({0, 1, 12, 3}));
+  expect_error([&] { load_idx(p("img"), p("lab-bad"), 10); }, {"lab-bad", "label 12"});
+}
+
+// ---- CIFAR -------------------------------------------------------------------------------
+
+TEST_F(DataTest, Cifar10ConcatenatesBatchesChannelMajor) {
+  write_file(p("data_batch_1.bin"), cifar_records({{3}, {7}}));
+  write_file(p("data_batch_2.bin"), cifar_records({{9}}));
+  RawData raw = load_cifar10_bin({p("data_batch_1.bin"), p("data_batch_2.bin")});
+  ASSERT_EQ(raw.images.sizes(), (std::vector<int64_t>{3, 3, 32, 32}));
+  EXPECT_EQ(raw.num_classes, 10);
+  EXPECT_EQ(to_vec(raw.labels), (std::vector<int64_t>{3, 7, 9}));
+  // Plane p of record i starts with 10*i + p: R, G, B planes in that order.
+  EXPECT_EQ(raw.images[1][0][0][0].item<uint8_t>(), 10);
+  EXPECT_EQ(raw.images[1][2][0][0].item<uint8_t>(), 12);
+  EXPECT_EQ(raw.images[1][2][31][31].item<uint8_t>(), 1);
+}
+
+TEST_F(DataTest, Cifar10Errors) {
+  expect_error([&] { load_cifar10_bin({p("data_batch_1.bin")}); },
+               {"data_batch_1.bin", "not found"});
+  Bytes b = cifar_records({{1}, {2}});
+  b.pop_back();
+  write_file(p("short.bin"), b);
+  expect_error([&] { load_cifar10_bin({p("short.bin")}); }, {"short.bin", "3073"});
+  write_file(p("bad.bin"), cifar_records({{1}, {10}}));
+  expect_error([&] { load_cifar10_bin({p("bad.bin")}); }, {"bad.bin", "label 10"});
+}
+
+TEST_F(DataTest, Cifar100FineAndCoarse) {
+  write_file(p("train.bin"), cifar_records({{4, 44}, {19, 99}}));
+  RawData fine = load_cifar100_bin(p("train.bin"));
+  RawData coarse = load_cifar100_bin(p("train.bin"), true);
+  EXPECT_EQ(fine.num_classes, 100);
+  EXPECT_EQ(coarse.num_classes, 20);
+  EXPECT_EQ(to_vec(fine.labels), (std::vector<int64_t>{44, 99}));
+  EXPECT_EQ(to_vec(coarse.labels), (std::vector<int64_t>{4, 19}));
+  EXPECT_EQ(fine.images[1][1][0][0].item<uint8_t>(), 11);
+  write_file(p("bad.bin"), cifar_records({{20, 1}}));
+  expect_error([&] { load_cifar100_bin(p("bad.bin"), true); }, {"bad.bin", "label 20"});
+  write_file(p("odd.bin"), Bytes(3073 * 2, 0));
+  expect_error([&] { load_cifar100_bin(p("odd.bin")); }, {"odd.bin", "3074"});
+}
+
+// ---- CINIC-10 image folders ----------------------------------------------------------------
+
+TEST_F(DataTest, ImageFolderDecodesRgbGrayAndRgba) {
+  fs::create_directories(dir_ / "train" / "b_cat");
+  fs::create_directories(dir_ / "train" / "a_dog");
+  const int w = 3, h = 2;
+  Bytes rgb, gray, rgba;
+  for (int i = 0; i < w * h; ++i) {
+    rgb.insert(rgb.end(), {uint8_t(i), uint8_t(100 + i), uint8_t(200 + i)});
+    gray.push_back(uint8_t(50 + i));
+    rgba.insert(rgba.end(), {uint8_t(10 + i), uint8_t(20 + i), uint8_t(30 + i), 255});
+  }
+  write_png(dir_ / "train" / "b_cat" / "0.png", w, h, PNG_FORMAT_RGB, rgb);
+  write_png(dir_ / "train" / "a_dog" / "x.png", w, h, PNG_FORMAT_GRAY, gray);
+  write_png(dir_ / "train" / "a_dog" / "y.png", w, h, PNG_FORMAT_RGBA, rgba);
+  RawData raw = load_image_folder(p("train"));
+  ASSERT_EQ(raw.images.sizes(), (std::vector<int64_t>{3, 3, h, w}));
+  EXPECT_EQ(raw.num_classes, 2);
+  // Classes in sorted folder order: a_dog = 0 (x.png, y.png), b_cat = 1.
+  EXPECT_EQ(to_vec(raw.labels), (std::vector<int64_t>{0, 0, 1}));
+  // Pixel (row 1, col 2) = i 5.
+  EXPECT_EQ(raw.images[0][0][1][2].item<uint8_t>(), 55);  // gray replicated
+  EXPECT_EQ(raw.images[0][2][1][2].item<uint8_t>(), 55);
+  EXPECT_EQ(raw.images[1][1][1][2].item<uint8_t>(), 25);  // RGBA, opaque
+  EXPECT_EQ(raw.images[2][0][1][2].item<uint8_t>(), 5);   // RGB planes
+  EXPECT_EQ(raw.images[2][2][1][2].item<uint8_t>(), 205);
+}
+
+TEST_F(DataTest, ImageFolderErrors) {
+  expect_error([&] { load_image_folder(p("train")); }, {"train", "not found"});
+  fs::create_directories(dir_ / "train" / "c0");
+  fs::create_directories(dir_ / "train" / "c1");
+  write_png(dir_ / "train" / "c0" / "a.png", 4, 4, PNG_FORMAT_GRAY, Bytes(16, 1));
+  write_png(dir_ / "train" / "c1" / "b.png", 5, 4, PNG_FORMAT_GRAY, Bytes(20, 1));
+  expect_error([&] { load_image_folder(p("train")); }, {"b.png", "5x4"});
+  fs::remove(dir_ / "train" / "c1" / "b.png");
+  write_file(dir_ / "train" / "c1" / "b.png", Bytes{'n', 'o', 't', ' ', 'p', 'n', 'g'});
+  expect_error([&] { load_image_folder(p("train")); }, {"b.png", "PNG"});
+}
+
+// ---- synthetic, statistics, normalisation --------------------------------------------------
+
+TEST(DataSynthetic, DeterministicBalancedAndSeparable) {
+  RawData a = make_synthetic(300, 3, 1, 4, 4, 7);
+  RawData b = make_synthetic(300, 3, 1, 4, 4, 7);
+  RawData c = make_synthetic(300, 3, 1, 4, 4, 8);
+  ASSERT_EQ(a.images.sizes(), (std::vector<int64_t>{300, 1, 4, 4}));
+  EXPECT_TRUE(torch::equal(a.images, b.images));
+  EXPECT_TRUE(torch::equal(a.labels, b.labels));
+  EXPECT_FALSE(torch::equal(a.images, c.images));
+  EXPECT_EQ(a.num_classes, 3);
+  EXPECT_TRUE(torch::equal(torch::bincount(a.labels), torch::full({3}, 100, torch::kInt64)));
+  // Class means differ clearly: clusters around distinct centres.
+  auto x = a.images.to(torch::kFloat32).flatten(1);
+  auto m0 = x.index({a.labels == 0}).mean(0), m1 = x.index({a.labels == 1}).mean(0);
+  EXPECT_GT((m0 - m1).abs().mean().item<float>(), 20.f);
+  expect_error([] { make_synthetic(0, 3, 1, 4, 4, 1); }, {"synthetic"});
+}
+
+TEST(DataStats, ChannelStatsAndNormalise) {
+  // Channel 0 holds 0 and 255 (mean 0.5, std 0.5); channel 1 is constant 51 (0.2, std 0).
+  auto img = torch::zeros({2, 2, 1, 1}, torch::kUInt8);
+  img[1][0][0][0] = 255;
+  img.select(1, 1).fill_(51);
+  ChannelStats s = channel_stats(img);
+  ASSERT_EQ(s.mean.size(), 2u);
+  EXPECT_NEAR(s.mean[0], 0.5, 1e-12);
+  EXPECT_NEAR(s.std[0], 0.5, 1e-12);
+  EXPECT_NEAR(s.mean[1], 0.2, 1e-12);
+  EXPECT_NEAR(s.std[1], 0.0, 1e-12);
+  RawData raw{img, torch::tensor({0, 1}, torch::kInt64), 2};
+  Dataset ds = normalise(raw, s, "toy");
+  EXPECT_EQ(ds.x.scalar_type(), torch::kFloat32);
+  EXPECT_NEAR(ds.x[0][0][0][0].item<float>(), -1.f, 1e-6);
+  EXPECT_NEAR(ds.x[1][0][0][0].item<float>(), 1.f, 1e-6);
+  EXPECT_NEAR(ds.x[1][1][0][0].item<float>(), 0.f, 1e-6);  // constant channel: finite zero
+  EXPECT_EQ(ds.sample_shape(), (std::vector<int64_t>{2, 1, 1}));
+  Dataset sub = ds.subset({1});
+  EXPECT_EQ(sub.size(), 1);
+  EXPECT_EQ(sub.y[0].item<int64_t>(), 1);
+}
+
+// ---- load_splits ---------------------------------------------------------------------------
+
+TEST_F(DataTest, LoadSplitsIdxFromDataRoot) {
+  write_file(p("train-images-idx3-ubyte.gz"), idx_images(20, 4, 4), true);
+  write_file(p("train-labels-idx1-ubyte.gz"), idx_labels(std::vector<uint8_t>(20, 3)), true);
+  write_file(p("t10k-images-idx3-ubyte"), idx_images(6, 4, 4));  // plain works too
+  write_file(p("t10k-labels-idx1-ubyte"), idx_labels({0, 1, 2, 3, 4, 9}));
+  Config cfg = Config::from_string("[data]\ndataset = \"mnist\"\nroot = \"" + dir_.string() +
+                                   "\"\nsubset_train = 8\n");
+  DataSplits s = load_splits(cfg, 1);
+  EXPECT_EQ(s.train.size(), 8);
+  EXPECT_EQ(s.test.size(), 6);
+  EXPECT_EQ(s.train.num_classes, 10);
+  EXPECT_EQ(s.train.name, "mnist");
+  EXPECT_EQ(s.train.sample_shape(), (std::vector<int64_t>{1, 4, 4}));
+  EXPECT_NEAR(s.train.x.mean().item<float>(), 0.f, 1e-4);
+  EXPECT_NEAR(s.train.x.std(false).item<float>(), 1.f, 1e-4);
+  // Same seed, same subset; all data.* keys of load_splits were read.
+  EXPECT_TRUE(torch::equal(load_splits(cfg, 1).train.x, s.train.x));
+  EXPECT_NO_THROW(cfg.check_all_used());
+  // A missing file names the file and the fix.
+  fs::remove(p("t10k-labels-idx1-ubyte"));
+  expect_error([&] { load_splits(cfg, 1); }, {"t10k-labels-idx1-ubyte", "data.root"});
+}
+
+TEST_F(DataTest, LoadSplitsEmnistIsTransposedUpright) {
+  for (std::string split : {"train", "test"}) {
+    write_file(p("emnist-digits-" + split + "-images-idx3-ubyte"), idx_images(3, 2, 3));
+    write_file(p("emnist-digits-" + split + "-labels-idx1-ubyte"), idx_labels({0, 5, 1}));
+  }
+  Config cfg = Config::from_string("[data]\ndataset = \"emnist\"\nemnist_split = \"digits\"\n"
+                                   "root = \"" + dir_.string() + "\"\n");
+  DataSplits s = load_splits(cfg, 0);
+  EXPECT_EQ(s.train.sample_shape(), (std::vector<int64_t>{1, 3, 2}));
+  EXPECT_EQ(s.train.num_classes, 6);
+  RawData stored = load_idx(p("emnist-digits-train-images-idx3-ubyte"),
+                            p("emnist-digits-train-labels-idx1-ubyte"));
+  auto st = channel_stats(stored.images);
+  auto x = stored.images.to(torch::kFloat32).div(255).sub(st.mean[0]).div(st.std[0]);
+  EXPECT_TRUE(torch::allclose(s.train.x, x.transpose(2, 3)));
+}
+
+TEST_F(DataTest, LoadSplitsCifarInArchiveFolder) {
+  fs::create_directories(dir_ / "cifar-10-batches-bin");
+  for (int i = 1; i <= 5; ++i)
+    write_file(dir_ / "cifar-10-batches-bin" / ("data_batch_" + std::to_string(i) + ".bin"),
+               cifar_records({{uint8_t(i)}, {0}}));
+  Config cfg = Config::from_string("[data]\ndataset = \"cifar10\"\nroot = \"" + dir_.string() +
+                                   "\"\n");
+  expect_error([&] { load_splits(cfg, 0); }, {"test_batch.bin"});
+  write_file(dir_ / "cifar-10-batches-bin" / "test_batch.bin", cifar_records({{2}}));
+  DataSplits s = load_splits(cfg, 0);
+  EXPECT_EQ(s.train.size(), 10);
+  EXPECT_EQ(s.test.size(), 1);
+  EXPECT_EQ(s.train.sample_shape(), (std::vector<int64_t>{3, 32, 32}));
+  // No default root for CIFAR: the error asks for data.root.
+  expect_error([] { load_splits(Config::from_string("[data]\ndataset = \"cifar100\"\n"), 0); },
+               {"data.root"});
+}
+
+TEST_F(DataTest, LoadSplitsCinicMergesValid) {
+  for (std::string split : {"train", "valid", "test"})
+    for (std::string cls : {"airplane", "bird"}) {
+      fs::create_directories(dir_ / split / cls);
+      write_png(dir_ / split / cls / "1.png", 2, 2, PNG_FORMAT_RGB, Bytes(12, cls[0]));
+    }
+  std::string base = "[data]\ndataset = \"cinic10\"\nroot = \"" + dir_.string() + "\"\n";
+  EXPECT_EQ(load_splits(Config::from_string(base), 0).train.size(), 2);
+  DataSplits s = load_splits(Config::from_string(base + "cinic_use_valid = true\n"), 0);
+  EXPECT_EQ(s.train.size(), 4);
+  EXPECT_EQ(s.test.size(), 2);
+  EXPECT_EQ(s.train.num_classes, 2);
+}
+
+TEST(DataLoadSplits, SyntheticFromConfig) {
+  Config cfg = Config::from_string(
+      "[data]\ndataset = \"synthetic\"\nsynthetic_samples = 120\nsynthetic_test_samples = 30\n"
+      "synthetic_classes = 4\nsynthetic_shape = [3, 5, 5]\n");
+  DataSplits s = load_splits(cfg, 3);
+  EXPECT_EQ(s.train.size(), 120);
+  EXPECT_EQ(s.test.size(), 30);
+  EXPECT_EQ(s.train.num_classes, 4);
+  EXPECT_EQ(s.train.sample_shape(), (std::vector<int64_t>{3, 5, 5}));
+  EXPECT_TRUE(torch::equal(load_splits(cfg, 3).test.x, s.test.x));
+  EXPECT_FALSE(torch::equal(load_splits(cfg, 4).test.x, s.test.x));
+}
+
+TEST(DataLoadSplits, RealFashionMnist) {
+  const std::string root = "/usr/share/datasets/fashion-mnist";
+  if (!fs::exists(root + "/train-images-idx3-ubyte.gz"))
+    GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  DataSplits s = load_splits(Config::from_string("[data]\ndataset = \"fashion-mnist\"\n"), 0);
+  EXPECT_EQ(s.train.size(), 60000);
+  EXPECT_EQ(s.test.size(), 10000);
+  EXPECT_EQ(s.train.sample_shape(), (std::vector<int64_t>{1, 28, 28}));
+  EXPECT_EQ(s.train.num_classes, 10);
+  EXPECT_TRUE(torch::equal(torch::bincount(s.train.y), torch::full({10}, 6000, torch::kInt64)));
+  EXPECT_NEAR(s.train.x.mean().item<float>(), 0.f, 1e-3);
+  EXPECT_NEAR(s.train.x.std().item<float>(), 1.f, 1e-3);
+}
+
+// ---- partitioners --------------------------------------------------------------------------
+
+TEST(DataPartition, EveryIndexExactlyOnce) {
+  auto labels = balanced_labels(97, 10);
+  for (std::string kind : {"iid", "dirichlet", "pathological"}) {
+    PartitionSpec spec;
+    spec.kind = kind;
+    spec.num_clients = 7;
+    spec.seed = 11;
+    auto parts = partition_indices(labels, 10, spec);
+    ASSERT_EQ(parts.size(), 7u) << kind;
+    expect_exact_cover(parts, labels.size(0));
+  }
+}
+
+TEST(DataPartition, IidIsNearEqual) {
+  PartitionSpec spec;
+  spec.num_clients = 6;
+  auto parts = partition_indices(balanced_labels(10, 10), 10, spec);
+  for (const auto& l : parts) EXPECT_TRUE(l.size() == 16 || l.size() == 17);
+}
+
+TEST(DataPartition, DirichletRespectsMinSamplesOrSaysWhy) {
+  auto labels = balanced_labels(100, 10);
+  PartitionSpec spec;
+  spec.kind = "dirichlet";
+  spec.num_clients = 20;
+  spec.alpha = 0.1;
+  spec.min_samples = 15;
+  spec.seed = 5;
+  auto parts = partition_indices(labels, 10, spec);
+  expect_exact_cover(parts, 1000);
+  for (const auto& l : parts) EXPECT_GE(l.size(), 15u);
+  // Small alpha makes clients skewed: most hold few classes heavily.
+  spec.min_samples = 60;  // 20 * 60 > 1000 samples: impossible
+  expect_error([&] { partition_indices(labels, 10, spec); }, {"data.min_samples"});
+  spec.min_samples = 45;  // possible in principle, (almost) never with alpha 0.001
+  spec.alpha = 0.001;
+  expect_error([&] { partition_indices(labels, 10, spec); }, {"data.alpha", "data.min_samples"});
+  spec.alpha = 0;
+  expect_error([&] { partition_indices(labels, 10, spec); }, {"data.alpha"});
+}
+
+TEST(DataPartition, PathologicalGivesKClassesWithBoundedShares) {
+  auto labels = balanced_labels(1000, 10);
+  PartitionSpec spec;
+  spec.kind = "pathological";
+  spec.num_clients = 10;
+  spec.classes_per_client = 2;
+  spec.seed = 3;
+  auto parts = partition_indices(labels, 10, spec);
+  expect_exact_cover(parts, 10000);
+  for (const auto& l : parts) {
+    auto cls = classes_of(l, labels);
+    ASSERT_EQ(cls.size(), 2u);
+    // Each class has 2 holders with U(0.4, 0.6) shares renormalised: within [0.4, 0.6].
+    for (int64_t c : cls) {
+      auto count = std::count_if(l.begin(), l.end(),
+                                 [&](int64_t i) { return labels[i].item<int64_t>() == c; });
+      EXPECT_GE(count, 399);
+      EXPECT_LE(count, 601);
+    }
+  }
+  // Every class held by the same number of clients (round-robin): 10*2/10 = 2.
+  std::vector<int> holders(10, 0);
+  for (const auto& l : parts)
+    for (int64_t c : classes_of(l, labels)) ++holders[size_t(c)];
+  for (int h : holders) EXPECT_EQ(h, 2);
+  spec.num_clients = 4;  // 4 * 2 < 10 classes: some samples would be orphaned
+  expect_error([&] { partition_indices(labels, 10, spec); }, {"data.classes_per_client"});
+}
+
+TEST(DataPartition, SeededAndDeterministic) {
+  auto labels = balanced_labels(50, 10);
+  for (std::string kind : {"iid", "dirichlet", "pathological"}) {
+    PartitionSpec spec;
+    spec.kind = kind;
+    spec.num_clients = 10;  // pathological: 2 holders per class, so shares are drawn
+    spec.min_samples = 1;
+    spec.seed = 42;
+    auto a = partition_indices(labels, 10, spec);
+    EXPECT_EQ(a, partition_indices(labels, 10, spec)) << kind;
+    spec.seed = 43;
+    EXPECT_NE(a, partition_indices(labels, 10, spec)) << kind;
+  }
+}
+
+TEST(DataPartition, SplitTrainTestFollowsLabels) {
+  auto labels = torch::tensor({0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 2}, torch::kInt64);
+  std::vector<int64_t> idx = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+  std::vector<int64_t> train, test;
+  split_train_test(idx, labels, 0.2, 9, &train, &test);
+  auto count = [&](const std::vector<int64_t>& v, int64_t c) {
+    return std::count_if(v.begin(), v.end(), [&](int64_t i) { return labels[i].item<int64_t>() == c; });
+  };
+  EXPECT_EQ(count(test, 0), 2);
+  EXPECT_EQ(count(test, 1), 1);
+  EXPECT_EQ(count(test, 2), 0);
+  EXPECT_EQ(train.size() + test.size(), idx.size());
+  std::vector<int64_t> all(train);
+  all.insert(all.end(), test.begin(), test.end());
+  std::sort(all.begin(), all.end());
+  EXPECT_EQ(all, idx);
+  std::vector<int64_t> train2, test2;
+  split_train_test(idx, labels, 0.2, 9, &train2, &test2);
+  EXPECT_EQ(test, test2);
+}
+
+// ---- make_federated ------------------------------------------------------------------------
+
+TEST(DataFederated, PoolTrainGivesDisjointTestPartsWithOwnLabels) {
+  DataSplits s{normalise(make_synthetic(2000, 10, 1, 4, 4, 1), {{0.5}, {0.25}}, "syn"),
+               normalise(make_synthetic(500, 10, 1, 4, 4, 2), {{0.5}, {0.25}}, "syn")};
+  Config cfg = Config::from_string(
+      "[data]\npartition = \"pathological\"\nnum_clients = 10\nclasses_per_client = 2\n");
+  FederatedData fd = make_federated(s, cfg, 7);
+  ASSERT_EQ(fd.clients.size(), 10u);
+  EXPECT_EQ(fd.global_test.size(), 500);
+  int64_t train_total = 0, test_total = 0;
+  for (size_t i = 0; i < fd.clients.size(); ++i) {
+    const auto& c = fd.clients[i];
+    auto train_cls = std::get<0>(at::_unique(c.train.y)), test_cls = std::get<0>(at::_unique(c.test.y));
+    EXPECT_EQ(train_cls.numel(), 2);
+    EXPECT_TRUE(torch::equal(std::get<0>(train_cls.sort()), std::get<0>(test_cls.sort())))
+        << "client " << i;
+    EXPECT_EQ(fd.summary[i].train_samples, c.train.size());
+    EXPECT_EQ(fd.summary[i].test_samples, c.test.size());
+    train_total += c.train.size();
+    test_total += c.test.size();
+  }
+  EXPECT_EQ(train_total, 2000);
+  EXPECT_EQ(test_total, 500);  // every test sample used once (each class has holders)
+  auto j = nlohmann::json::parse(fd.summary_json());
+  EXPECT_EQ(j["clients"].size(), 10u);
+  EXPECT_EQ(j["clients"][0]["classes_held"], 2);
+  EXPECT_EQ(j["total_train_samples"], 2000);
+  EXPECT_EQ(make_federated(s, cfg, 7).summary_json(), fd.summary_json());
+}
+
+TEST(DataFederated, PoolAllSplitsInsideEachClient) {
+  Config cfg = Config::from_string(
+      "[data]\ndataset = \"synthetic\"\nsynthetic_samples = 800\nsynthetic_test_samples = 200\n"
+      "synthetic_shape = [1, 3, 3]\npartition = \"dirichlet\"\nalpha = 1.0\nnum_clients = 5\n"
+      "min_samples = 20\npool = \"all\"\nclient_test_fraction = 0.25\n");
+  DataSplits s = load_splits(cfg, 1);
+  FederatedData fd = make_federated(s, cfg, 1);
+  EXPECT_NO_THROW(cfg.check_all_used());
+  int64_t total = 0;
+  for (const auto& c : fd.clients) {
+    total += c.train.size() + c.test.size();
+    EXPECT_GE(c.train.size() + c.test.size(), 20);
+    EXPECT_NEAR(double(c.test.size()) / double(c.train.size() + c.test.size()), 0.25, 0.05);
+  }
+  EXPECT_EQ(total, 1000);
+  EXPECT_EQ(fd.global_test.size(), 200);
+  // Defaults: iid over 10 clients.
+  FederatedData iid = make_federated(s, Config::from_string(""), 1);
+  EXPECT_EQ(iid.clients.size(), 10u);
+  EXPECT_EQ(iid.clients[0].train.size(), 80);
+  expect_error([&] { make_federated(s, Config::from_string("[data]\nalpha = -1.0\n"), 1); },
+               {"data.alpha"});
+}
