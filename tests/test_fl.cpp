@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "fedpp/algorithms/fedavg.hpp"
 #include "fedpp/codec/codec.hpp"
 #include "fedpp/core/error.hpp"
@@ -100,7 +102,11 @@ TEST(Sampling, FractionSeededSortedDistinct) {
 
 TEST(StateStore, MemoryAndDiskKeepState) {
   auto dir = testing::TempDir() + "/fedpp_state_test";
-  for (auto store : {make_memory_store(3), make_disk_store(dir)}) {
+  std::filesystem::remove_all(dir);
+  std::vector<std::unique_ptr<StateStore>> stores;
+  stores.push_back(make_memory_store(3));
+  stores.push_back(make_disk_store(dir));
+  for (auto& store : stores) {
     EXPECT_TRUE(store->load(1).empty());
     ClientState s;
     s.tensors.set("private.w", torch::arange(6, torch::kFloat).reshape({2, 3}));

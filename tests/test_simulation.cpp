@@ -12,31 +12,25 @@ using namespace fedpp;
 
 namespace {
 
-// Four separable Gaussian clusters in 1x8x8, split over `clients` clients.
+// Four separable Gaussian clusters in 1x8x8, `per_client` samples for each client's train and
+// test split and 256 for the global test set.
 std::shared_ptr<FederatedData> toy_data(int64_t clients, int64_t per_client = 64) {
   auto gen = at::detail::createCPUGenerator(123);
+  auto centers = torch::randn({4, 1, 8, 8}, gen) * 2.0;
   auto make = [&](int64_t n) {
     Dataset d;
     d.y = torch::randint(0, 4, {n}, gen, torch::kLong);
-    auto centers = torch::randn({4, 1, 8, 8}, gen) * 2.0;
     d.x = centers.index_select(0, d.y) + 0.5 * torch::randn({n, 1, 8, 8}, gen);
     d.num_classes = 4;
     d.name = "toy";
     return d;
   };
   auto data = std::make_shared<FederatedData>();
-  // Same cluster centres for every split: re-seed before each.
   for (int64_t c = 0; c < clients; ++c) {
-    gen = at::detail::createCPUGenerator(123);
-    ClientData cd;
-    auto all = make(per_client * 2 + 1000 * 0);
-    cd.train = all;
-    cd.test = all;
-    data->clients.push_back(cd);
+    data->clients.push_back({make(per_client), make(per_client)});
+    data->summary.push_back({c, per_client, per_client, {}});
   }
-  gen = at::detail::createCPUGenerator(123);
   data->global_test = make(256);
-  for (int64_t c = 0; c < clients; ++c) data->summary.push_back({c, per_client, per_client, {}});
   return data;
 }
 
@@ -103,7 +97,8 @@ TEST(Simulation, FedProxStaysCloserToGlobal) {
 }
 
 TEST(Simulation, UnknownKeyRejectedBeforeTraining) {
-  auto cfg = toy_config("[train]\nlearning_rate = 0.1\n");
+  auto cfg = toy_config();
+  cfg.set("train.learning_rate=0.1");
   try {
     Simulation sim(cfg, toy_data(2));
     FAIL() << "expected an error";
