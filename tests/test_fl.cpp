@@ -118,3 +118,18 @@ TEST(StateStore, MemoryAndDiskKeepState) {
     EXPECT_GT(store->bytes(), 0);
   }
 }
+
+TEST(Registry, UserAlgorithmsRegisterOnce) {
+  EXPECT_EQ(find_algorithm("fedavg").name, "fedavg");
+  AlgorithmInfo mine = find_algorithm("fedavg");
+  mine.name = "my_fedavg_copy";
+  register_algorithm(mine);
+  EXPECT_EQ(find_algorithm("my_fedavg_copy").name, "my_fedavg_copy");
+  EXPECT_THROW(register_algorithm(mine), Error);
+  try {
+    find_algorithm("nope");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("fedavg"), std::string::npos);
+  }
+}

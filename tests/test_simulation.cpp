@@ -159,3 +159,23 @@ quiet = true
   EXPECT_GT(rows.back().at("accuracy"), 0.70);
   EXPECT_LT(rows.back().at("loss"), rows.front().at("loss") + 1e-9);
 }
+
+TEST(Report, PlotsCompareRuns) {
+  auto base = testing::TempDir() + "/fedpp_report_test";
+  std::filesystem::remove_all(base);
+  for (const char* seed : {"1", "2"}) {
+    auto cfg = toy_config();
+    cfg.set(std::string("seed=") + seed);
+    cfg.set("output.dir=\"" + base + "/run" + seed + "\"");
+    Simulation(cfg, toy_data(2)).run();
+  }
+  auto pngs = plot_runs({base + "/run1", base + "/run2"}, base + "/plots", "auto");
+  ASSERT_EQ(pngs.size(), 2u);
+  for (const auto& p : pngs) {
+    auto bytes = slurp(p);
+    ASSERT_GT(bytes.size(), 1000u) << p;
+    EXPECT_EQ(bytes.substr(1, 3), "PNG") << p;
+  }
+  EXPECT_THROW(plot_runs({base + "/missing"}, base + "/plots", "auto"), Error);
+  EXPECT_THROW(plot_runs({base + "/run1"}, base + "/plots", "no_such_column"), Error);
+}

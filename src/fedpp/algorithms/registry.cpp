@@ -2,19 +2,45 @@
 #include "fedpp/algorithms/fedavg.hpp"
 #include "fedpp/core/error.hpp"
 
+#include <deque>
+#include <mutex>
+
 namespace fedpp {
 
 namespace {
-const std::vector<AlgorithmInfo>& all() {
-  static const std::vector<AlgorithmInfo> list = {
+std::vector<AlgorithmInfo> builtin() {
+  return {
       fedavg_info(),
       fedprox_info(),
   };
+}
+
+std::mutex& registry_mutex() {
+  static std::mutex mu;
+  return mu;
+}
+
+// Entries are never removed, so references handed out stay valid (std::deque keeps them).
+std::deque<AlgorithmInfo>& registry() {
+  static std::deque<AlgorithmInfo> list = [] {
+    auto b = builtin();
+    return std::deque<AlgorithmInfo>(b.begin(), b.end());
+  }();
   return list;
 }
+
+const std::deque<AlgorithmInfo>& all() { return registry(); }
 }  // namespace
 
+void register_algorithm(AlgorithmInfo info) {
+  std::lock_guard<std::mutex> lock(registry_mutex());
+  for (const auto& a : registry())
+    FEDPP_CHECK(a.name != info.name, "an algorithm named '" + info.name + "' is already registered");
+  registry().push_back(std::move(info));
+}
+
 const AlgorithmInfo& find_algorithm(const std::string& name) {
+  std::lock_guard<std::mutex> lock(registry_mutex());
   for (const auto& a : all())
     if (a.name == name) return a;
   std::string known;
@@ -23,6 +49,7 @@ const AlgorithmInfo& find_algorithm(const std::string& name) {
 }
 
 std::vector<std::string> algorithm_names() {
+  std::lock_guard<std::mutex> lock(registry_mutex());
   std::vector<std::string> names;
   for (const auto& a : all()) names.push_back(a.name);
   return names;

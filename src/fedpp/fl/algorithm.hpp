@@ -111,8 +111,12 @@ struct AlgorithmInfo {
   ClientFactory make_client;
 };
 
-// The registry (algorithms/registry.cpp lists every algorithm: one line each).
+// The registry (algorithms/registry.cpp lists every built-in algorithm: one line each).
+// Throws fedpp::Error listing the known names when `name` is unknown.
 const AlgorithmInfo& find_algorithm(const std::string& name);
 std::vector<std::string> algorithm_names();
+// Adds an algorithm defined outside fedpp (a program linking fedpp::fedpp) to the registry, so
+// configs can name it. Throws fedpp::Error when the name is taken.
+void register_algorithm(AlgorithmInfo info);
 
 }  // namespace fedpp
