@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "fedpp/cli/deploy.hpp"
 #include "fedpp/core/config.hpp"
 #include "fedpp/core/error.hpp"
 #include "fedpp/fl/algorithm.hpp"
@@ -83,9 +84,15 @@ int main(int argc, char** argv) {
   report->add_option("--out", report_out, "output folder for the plots");
   report->add_option("--metric", metric, "column to plot (accuracy, personal_accuracy_mean)");
 
-  CLI11_PARSE(app, argc, argv);
+  fedpp::add_deploy_commands(app);  // serve, join, tokens: run in their callbacks
+
   spdlog::set_pattern("[%H:%M:%S] %v");
   try {
+    try {
+      app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+      return app.exit(e);
+    }
     if (*run) return cmd_run(config_path, sets, out_dir);
     if (*models) return cmd_models(shape, classes);
     if (*algos) {

@@ -17,6 +17,14 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 uint64_t u(int64_t v) { return static_cast<uint64_t>(v); }
+// "" when every tensor of `reply` named like one in `sent` has its shape, else the reason.
+std::string shape_mismatch(const NamedTensors& reply, const NamedTensors& sent) {
+  for (const auto& [name, t] : reply)
+    if (sent.contains(name) && sent.at(name).sizes() != t.sizes())
+      return "tensor '" + name + "' has shape " + c10::str(t.sizes()) + ", but was sent as " +
+             c10::str(sent.at(name).sizes());
+  return "";
+}
 }  // namespace
 
 uint64_t down_seed(uint64_t s, int64_t r, int64_t c) {
@@ -69,6 +77,11 @@ void ServerLoop::open_results(const std::string& partition_json) {
   if (!partition_json.empty()) writer_->write_text("partition.json", partition_json);
 }
 
+void ServerLoop::restore_results(const std::vector<Row>& rows) {
+  if (writer_)
+    for (const auto& r : rows) writer_->append_round(r);
+}
+
 std::vector<Task> ServerLoop::begin_round(int64_t round) {
   round_ = round;
   t0_ = std::chrono::steady_clock::now();
@@ -97,7 +110,10 @@ std::string ServerLoop::accept_reply(int64_t client, const std::string& bytes) {
   std::string reason;
   try {
     Message m = decode_message(bytes, up_seed(opt_.seed, round_, client), &it->second.tensors);
-    if (!m.tensors.all_finite())
+    reason = shape_mismatch(m.tensors, it->second.tensors);
+    if (!reason.empty())
+      ;  // reason says which tensor
+    else if (!m.tensors.all_finite())
       reason = "non-finite values (NaN or Inf) in its update";
     else if (!m.metrics.count("num_samples") || !std::isfinite(m.metrics.at("num_samples")) ||
              m.metrics.at("num_samples") < 0)
@@ -115,6 +131,30 @@ std::string ServerLoop::accept_reply(int64_t client, const std::string& bytes) {
   return reason;
 }
 
+void ServerLoop::aggregate(std::vector<Reply>* ok) {
+  if (!tolerant_) return server_->aggregate(round_, *ok);
+  const Message before = server_->save_state();
+  try {
+    return server_->aggregate(round_, *ok);
+  } catch (const Error& e) {
+    spdlog::warn("round {}: aggregation failed ({}); trying each reply alone", round_, e.what());
+  }
+  std::vector<Reply> good;
+  for (auto& r : *ok) {
+    server_->load_state(before);
+    try {
+      server_->aggregate(round_, {r});
+      good.push_back(std::move(r));
+    } catch (const Error& e) {
+      rejected_[r.client_id] = e.what();
+      spdlog::warn("round {}: reply of client {} rejected: {}", round_, r.client_id, e.what());
+    }
+  }
+  server_->load_state(before);
+  *ok = std::move(good);
+  server_->aggregate(round_, *ok);
+}
+
 Row ServerLoop::end_round() {
   Row row;
   row["round"] = static_cast<double>(round_);
@@ -123,15 +163,16 @@ Row ServerLoop::end_round() {
   for (const auto& [c, b] : sent_bytes_) down += static_cast<double>(b);
   for (const auto& [c, b] : reply_bytes_) up += static_cast<double>(b);
   std::vector<Reply> ok;
+  for (auto& [c, r] : replies_) ok.push_back(std::move(r));  // std::map: sorted by client id
+  aggregate(&ok);
   std::map<std::string, double> sum;
   std::map<std::string, int> count;
-  for (auto& [c, r] : replies_) {  // std::map: sorted by client id
+  for (const auto& r : ok) {
     for (const auto& [k, v] : r.message.metrics) {
       sum[k] += v;
       count[k] += 1;
     }
     macs += r.message.metric_or("client_macs", 0.0);
-    ok.push_back(std::move(r));
   }
   const double m = static_cast<double>(std::max<size_t>(1, sampled_.size()));
   row["replies"] = static_cast<double>(ok.size());
@@ -144,7 +185,6 @@ Row ServerLoop::end_round() {
   row["bytes_up_per_client"] = up / m;
   row["client_macs"] = macs;
   row["client_macs_per_client"] = macs / m;
-  server_->aggregate(round_, ok);
   row["fit_s"] = seconds_since(t0_);
   return row;
 }

@@ -11,7 +11,8 @@
 //
 // It owns the ServerAlgorithm, the codec pipelines and the results folder. Replies that fail to
 // decode, are not finite, or come from a client that was not asked are rejected with a reason
-// (and left out of aggregation).
+// (and left out of aggregation), and so are replies carrying a tensor of the same name as one
+// the client was sent but of another shape.
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -81,6 +82,14 @@ class ServerLoop {
 
   // Opens the results folder and writes config.toml / config.json / partition.json.
   void open_results(const std::string& partition_json);
+  // Resuming from a checkpoint: appends the rows of the rounds already done to the results.
+  void restore_results(const std::vector<Row>& rows);
+
+  // Deployment: when aggregation throws fedpp::Error (a reply that decodes but does not fit the
+  // method, e.g. a missing tensor), the state is restored, every reply is tried alone, those
+  // that fail are rejected and the rest aggregated, so that a bad reply cannot stop the server.
+  // Off in simulation, where such an error is a bug that must surface.
+  void set_tolerate_bad_replies(bool on) { tolerant_ = on; }
 
   ServerAlgorithm& algorithm() { return *server_; }
   const RunOptions& options() const { return opt_; }
@@ -95,6 +104,10 @@ class ServerLoop {
   Pipeline down_, up_;
   std::unique_ptr<ServerAlgorithm> server_;
   std::unique_ptr<RunWriter> writer_;
+  bool tolerant_ = false;
+
+  // Aggregates `ok`; in tolerant mode drops (and rejects) the replies aggregation fails on.
+  void aggregate(std::vector<Reply>* ok);
 
   int64_t round_ = 0;
   std::chrono::steady_clock::time_point t0_;

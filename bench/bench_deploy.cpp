@@ -1,0 +1,178 @@
+// Deployment benchmarks (whole-run harness, not Google Benchmark):
+//   1. round overhead: the same tiny-model run (mlp on 1x4x4 synthetic data) with N clients
+//      (default 50), once in simulation and once through gRPC on loopback (server and N
+//      clients in this process, each client with its own channel); reports the mean wall time
+//      per round of both and the difference, the cost of the deployment runtime per round;
+//   2. transfer rate: one client, one round of a ~100 MB mlp model; reports the MB/s of the
+//      task download and of the reply upload through gRPC (deploy.chunk_bytes, 1 MiB by
+//      default; --chunk-kib), against a plain TCP copy of the same bytes over loopback.
+// Usage: bench_deploy [--clients N] [--rounds R] [--mb M] [--chunk-kib K] [--skip-overhead]
+//                     [--skip-transfer]
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <thread>
+
+#include "fedpp/core/config.hpp"
+#include "fedpp/runtime/grpc_client.hpp"
+#include "fedpp/runtime/grpc_server.hpp"
+#include "fedpp/runtime/simulation.hpp"
+
+using namespace fedpp;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double secs_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+int64_t g_chunk_bytes = 1 << 20;  // deploy.chunk_bytes (--chunk-kib)
+
+std::string config_text(int64_t clients, int64_t rounds, int64_t side, int64_t samples,
+                        const std::string& out) {
+  return "seed = 1\nrounds = " + std::to_string(rounds) +
+         "\n[model]\nname = \"mlp\"\n[data]\ndataset = \"synthetic\"\nsynthetic_samples = " +
+         std::to_string(samples) + "\nsynthetic_test_samples = " + std::to_string(samples / 4 + 2) +
+         "\nsynthetic_classes = 4\nsynthetic_shape = [1, " + std::to_string(side) + ", " +
+         std::to_string(side) + "]\nnum_clients = " + std::to_string(clients) +
+         "\nmin_samples = 1\n[train]\nbatch_size = 8\n[runtime]\nworkers = 1\nthreads = 1\n"
+         "[output]\nquiet = true\ndir = \"" +
+         out + "\"\n[deploy]\ntoken_secret = \"bench\"\npoll_s = 5\nlisten = \"127.0.0.1:0\"\n"
+         "chunk_bytes = " + std::to_string(g_chunk_bytes) + "\n";
+}
+
+double mean_wall(const std::vector<Row>& rows) {  // skips round 1 (warm-up)
+  double s = 0;
+  for (size_t i = 1; i < rows.size(); ++i) s += rows[i].at("wall_s");
+  return s / static_cast<double>(std::max<size_t>(1, rows.size() - 1));
+}
+
+// Runs the config through gRPC on loopback: server and clients in this process.
+std::pair<std::vector<Row>, std::vector<ClientStats>> deploy(const std::string& text,
+                                                             int64_t clients) {
+  auto cfg = Config::from_string(text);
+  FederationServer server(cfg, ServeOptions{});
+  auto data = load_federated_data(Config::from_string(text));
+  std::vector<std::unique_ptr<FederationClient>> cs;
+  for (int64_t c = 0; c < clients; ++c) {
+    JoinOptions jo;
+    jo.server = "127.0.0.1:" + std::to_string(server.port());
+    jo.client_id = c;
+    jo.token = derive_token("bench", c);
+    jo.state_dir = (std::filesystem::temp_directory_path() / "fedpp_bench_state").string();
+    cs.push_back(std::make_unique<FederationClient>(Config::from_string(text), jo, data));
+  }
+  std::vector<ClientStats> stats(cs.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < cs.size(); ++i)
+    threads.emplace_back([&, i] { stats[i] = cs[i]->run(); });
+  auto rows = server.run();
+  for (auto& t : threads) t.join();
+  return {rows, stats};
+}
+
+// Bytes per second of a plain TCP copy of `bytes` over loopback (1 MiB writes).
+double tcp_rate(size_t bytes) {
+  int ls = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  bind(ls, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  getsockname(ls, reinterpret_cast<sockaddr*>(&a), &len);
+  listen(ls, 1);
+  std::string src(bytes, 'x');
+  for (size_t i = 0; i < bytes; ++i) src[i] = static_cast<char>(i * 2654435761u >> 24);
+  std::thread sender([&] {
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    size_t off = 0;
+    while (off < bytes) {
+      ssize_t n = write(s, src.data() + off, std::min<size_t>(1 << 20, bytes - off));
+      if (n <= 0) break;
+      off += static_cast<size_t>(n);
+    }
+    close(s);
+  });
+  int r = accept(ls, nullptr, nullptr);
+  std::string dst(bytes, '\0');
+  const auto t0 = Clock::now();
+  size_t got = 0;
+  while (got < bytes) {
+    ssize_t n = read(r, dst.data() + got, bytes - got);
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  const double s = secs_since(t0);
+  sender.join();
+  close(r);
+  close(ls);
+  return static_cast<double>(got) / s;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int64_t clients = 50, rounds = 6;
+  double mb = 100;
+  bool overhead = true, transfer = true;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--clients" && i + 1 < argc) clients = std::atoll(argv[++i]);
+    else if (a == "--rounds" && i + 1 < argc) rounds = std::atoll(argv[++i]);
+    else if (a == "--mb" && i + 1 < argc) mb = std::atof(argv[++i]);
+    else if (a == "--chunk-kib" && i + 1 < argc) g_chunk_bytes = std::atoll(argv[++i]) * 1024;
+    else if (a == "--skip-overhead") overhead = false;
+    else if (a == "--skip-transfer") transfer = false;
+    else {
+      std::fprintf(stderr,
+                   "usage: %s [--clients N] [--rounds R] [--mb M] [--chunk-kib K] "
+                   "[--skip-overhead] [--skip-transfer]\n",
+                   argv[0]);
+      return 2;
+    }
+  }
+  spdlog::set_level(spdlog::level::warn);
+  const auto tmp = std::filesystem::temp_directory_path() / "fedpp_bench_deploy";
+
+  if (overhead) {
+    const auto text = config_text(clients, rounds, 4, clients * 16, (tmp / "overhead").string());
+    auto sim_cfg = Config::from_string(text);
+    sim_cfg.mark_used("deploy");
+    auto sim_rows = Simulation(sim_cfg).run();
+    auto [rows, stats] = deploy(text, clients);
+    const double s = mean_wall(sim_rows), d = mean_wall(rows);
+    std::printf("round overhead, %lld clients, mlp 1x4x4 (%.0f KB per message), rounds 2..%lld:\n"
+                "  simulation %.3f s/round, gRPC deployment %.3f s/round, overhead %.3f s/round"
+                " (%.1f ms per client)\n",
+                static_cast<long long>(clients), rows.back().at("bytes_down_per_client") / 1e3,
+                static_cast<long long>(rounds), s, d, d - s,
+                1e3 * (d - s) / static_cast<double>(clients));
+  }
+  if (transfer) {
+    // mlp: in*200 + 200 + 200*200 + 200 + 200*4 + 4 floats; pick the input side for `mb` MB.
+    const double in = (mb * 1e6 / 4 - 41004) / 200;
+    const auto side = static_cast<int64_t>(std::ceil(std::sqrt(in)));
+    const auto text = config_text(1, 1, side, 4, (tmp / "transfer").string());
+    auto [rows, stats] = deploy(text, 1);
+    const auto& st = stats.at(0);
+    const double tcp = tcp_rate(static_cast<size_t>(st.bytes_down));
+    std::printf("transfer of a %.1f MB model over loopback, %lld KiB chunks:\n"
+                "  gRPC download (FetchTask) %.0f MB/s (%.3f s), upload (SendReply, incl. server"
+                " decode) %.0f MB/s (%.3f s)\n  plain TCP copy %.0f MB/s (%.3f s)\n",
+                st.bytes_down / 1e6, static_cast<long long>(g_chunk_bytes / 1024),
+                st.bytes_down / 1e6 / st.fetch_s, st.fetch_s,
+                st.bytes_up / 1e6 / st.send_s, st.send_s, tcp / 1e6, st.bytes_down / tcp);
+  }
+  std::filesystem::remove_all(tmp);
+  return 0;
+}

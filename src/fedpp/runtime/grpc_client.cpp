@@ -1,0 +1,351 @@
+#include "fedpp/runtime/grpc_client.hpp"
+
+#include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <csignal>
+#include <filesystem>
+#include <thread>
+
+#include "fedpp/core/error.hpp"
+#include "fedpp/fl/wire.hpp"
+#include "fedpp/proto/fedpp.grpc.pb.h"
+#include "fedpp/runtime/grpc_server.hpp"
+#include "fedpp/runtime/server_loop.hpp"
+#include "fedpp/runtime/simulation.hpp"
+#include "fedpp/runtime/state_store.hpp"
+#include "fedpp/runtime/threads.hpp"
+
+namespace fedpp {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using grpc::Status;
+using grpc::StatusCode;
+
+namespace {
+double secs_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+}  // namespace
+
+struct FederationClient::Impl {
+  JoinOptions jo;
+  RunOptions opt;
+  DeployOptions dep;
+  int64_t threads = 1;
+  std::shared_ptr<const FederatedData> data;
+  std::unique_ptr<ClientRunner> runner;
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<wire::Federation::Stub> stub;
+  std::string run_id;
+  ClientStats stats;
+
+  // Retry state: time of the last successful call and the current backoff.
+  Clock::time_point last_ok = Clock::now();
+  double backoff_s = 0.1;
+  bool reconnected = false;
+
+  std::unique_ptr<grpc::ClientContext> context(double timeout_s) {
+    auto c = std::make_unique<grpc::ClientContext>();
+    c->AddMetadata(kClientIdHeader, std::to_string(jo.client_id));
+    c->AddMetadata(kTokenHeader, jo.token);
+    // Wait for the connection within the deadline rather than fail at once: a call that waits
+    // is also what drives a reconnection attempt forward (gRPC polls in the calling thread).
+    c->set_wait_for_ready(true);
+    c->set_deadline(std::chrono::system_clock::now() +
+                    std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000)));
+    return c;
+  }
+  // Seconds allowed for moving `bytes`: generous, at a floor of 1 MB/s.
+  static double transfer_timeout_s(uint64_t bytes) { return 60.0 + static_cast<double>(bytes) / 1e6; }
+
+  void ok() {
+    last_ok = Clock::now();
+    backoff_s = 0.1;
+  }
+
+  // A failed call: fatal errors throw, transient ones sleep (backoff) so that the caller retries.
+  void failed(const Status& s, const char* what) {
+    if (s.error_code() == StatusCode::PERMISSION_DENIED)
+      throw Error("the server refused client " + std::to_string(jo.client_id) + " (" +
+                  s.error_message() + "): check --client-id and --token" +
+                  (jo.tls_cert.empty() ? "" : ", and the client certificate"));
+    if (secs_since(last_ok) > dep.client_give_up_s)
+      throw Error("server " + jo.server + " unreachable for " +
+                  std::to_string(static_cast<int64_t>(secs_since(last_ok))) + " s (last error in " +
+                  what + ": " + s.error_message() +
+                  "); giving up (deploy.client_give_up_s). Check --server, TLS settings (--tls-ca)"
+                  " and that `fedpp serve` runs");
+    spdlog::debug("client {}: {} failed ({}), retrying in {:.1f} s", jo.client_id, what,
+                  s.error_message(), backoff_s);
+    std::this_thread::sleep_for(std::chrono::duration<double>(backoff_s));
+    backoff_s = std::min(5.0, backoff_s * 2);
+    reconnected = true;
+  }
+
+  // ---- private state, one version per round ---------------------------------------------
+
+  fs::path base() const { return fs::path(jo.state_dir) / run_id; }
+  // The newest saved round < round (or <= round with `inclusive`); 0 when none.
+  int64_t newest(int64_t round, bool inclusive) const {
+    int64_t best = 0;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(base(), ec)) {
+      const std::string n = e.path().filename().string();
+      if (n.rfind("round_", 0) != 0) continue;
+      const int64_t r = std::atoll(n.c_str() + 6);
+      if ((r < round || (inclusive && r == round)) && r > best) best = r;
+    }
+    return best;
+  }
+  fs::path round_dir(int64_t r) const { return base() / ("round_" + std::to_string(r)); }
+  ClientState load_state(int64_t from) const {
+    if (from == 0) return ClientState{};
+    return make_disk_store(round_dir(from).string())->load(jo.client_id);
+  }
+
+  // ---- the calls ------------------------------------------------------------------------
+
+  void join() {
+    wire::JoinRequest req;
+    req.set_version(kWireVersion);
+    while (true) {
+      wire::JoinReply rep;
+      auto ctx = context(30);
+      Status s = stub->Join(ctx.get(), req, &rep);
+      if (!s.ok()) {
+        if (s.error_code() == StatusCode::FAILED_PRECONDITION) throw Error(s.error_message());
+        failed(s, "Join");
+        continue;
+      }
+      ok();
+      auto differ = [&](const std::string& key, const std::string& here, const std::string& there) {
+        FEDPP_CHECK(here == there, "this client's config differs from the server's: " + key + " " +
+                                       here + " here, " + there +
+                                       " on the server; use the same config file on both ends");
+      };
+      differ("seed", std::to_string(opt.seed), std::to_string(rep.seed()));
+      differ("algorithm.name", opt.algorithm, rep.algorithm());
+      differ("number of clients (data.num_clients)", std::to_string(data->clients.size()),
+             std::to_string(rep.num_clients()));
+      differ("rounds", std::to_string(opt.rounds), std::to_string(rep.rounds()));
+      FEDPP_CHECK(run_id.empty() || run_id == rep.run_id(),
+                  "the server started a new run (run id " + rep.run_id() + ", was " + run_id +
+                      "): restart fedpp join to take part in it");
+      if (run_id.empty())
+        spdlog::info("client {} joined run {} at {}", jo.client_id, rep.run_id(), jo.server);
+      run_id = rep.run_id();
+      reconnected = false;
+      return;
+    }
+  }
+
+  // Downloads the announced task into *out; a non-OK status when it failed.
+  Status fetch(const wire::TaskHeader& h, std::string* out) {
+    const auto t0 = Clock::now();
+    wire::FetchRequest req;
+    req.set_round(h.round());
+    req.set_kind(h.kind());
+    auto ctx = context(transfer_timeout_s(h.message_size()));
+    auto reader = stub->FetchTask(ctx.get(), req);
+    wire::Chunk ch;
+    uint64_t total = 0;
+    bool first = true;
+    out->clear();
+    while (reader->Read(&ch)) {
+      if (first) {
+        total = ch.total_size();
+        if (total > static_cast<uint64_t>(dep.max_message_bytes)) {
+          ctx->TryCancel();
+          reader->Finish();
+          throw Error("the server sent a task of " + std::to_string(total) +
+                      " bytes, more than deploy.max_message_bytes = " +
+                      std::to_string(dep.max_message_bytes) + ": raise it on both ends");
+        }
+        out->reserve(total);
+        first = false;
+      }
+      if (out->size() + ch.data().size() > total) {
+        ctx->TryCancel();
+        reader->Finish();
+        return Status(StatusCode::DATA_LOSS, "the server sent more bytes than it announced");
+      }
+      *out += ch.data();
+    }
+    Status s = reader->Finish();
+    if (s.ok() && out->size() != total)
+      return Status(StatusCode::DATA_LOSS, "task stream ended early");
+    stats.fetch_s += secs_since(t0);
+    stats.bytes_down += static_cast<int64_t>(out->size());
+    return s;
+  }
+
+  Status send(const wire::TaskHeader& h, const std::string& bytes, wire::Ack* ack) {
+    const auto t0 = Clock::now();
+    auto ctx = context(transfer_timeout_s(bytes.size()));
+    auto writer = stub->SendReply(ctx.get(), ack);
+    wire::ReplyChunk ch;
+    auto* hdr = ch.mutable_header();
+    hdr->set_round(h.round());
+    hdr->set_kind(h.kind());
+    hdr->set_total_size(bytes.size());
+    const size_t chunk = static_cast<size_t>(dep.chunk_bytes);
+    size_t off = 0;
+    do {
+      const size_t n = std::min(chunk, bytes.size() - off);
+      ch.set_data(bytes.data() + off, n);
+      if (!writer->Write(ch)) break;  // the server ended the call: Finish() says why
+      ch.clear_header();
+      off += n;
+    } while (off < bytes.size());
+    writer->WritesDone();
+    Status s = writer->Finish();
+    if (s.ok()) {
+      stats.send_s += secs_since(t0);
+      stats.bytes_up += static_cast<int64_t>(bytes.size());
+    }
+    return s;
+  }
+
+  std::string work(const wire::TaskHeader& h, const std::string& task) {
+    const int64_t r = h.round(), c = jo.client_id;
+    const ClientData& mine = data->clients[static_cast<size_t>(c)];
+    if (h.kind() == wire::TaskHeader::FIT) {
+      const int64_t from = newest(r, false);
+      ClientState state = load_state(from);
+      std::string reply = runner->fit(r, c, task, mine, &state);
+      make_disk_store(round_dir(r).string())->save(c, std::move(state));
+      // Keep the version this fit started from (a resumed server may ask for round r again)
+      // and the new one; drop older ones.
+      std::error_code ec;
+      for (int64_t k = newest(from, false); k > 0; k = newest(k, false))
+        fs::remove_all(round_dir(k), ec);
+      ++stats.fits;
+      return reply;
+    }
+    ++stats.evals;
+    if (mine.test.size() == 0) return "";  // nothing to evaluate on: an empty reply says so
+    ClientState state = load_state(newest(r, true));
+    return runner->evaluate(r, c, task, mine, &state);
+  }
+
+  void deliver(const wire::TaskHeader& h, const std::string& reply) {
+    while (true) {
+      wire::Ack ack;
+      Status s = send(h, reply, &ack);
+      if (s.ok()) {
+        ok();
+        if (!ack.accepted())
+          spdlog::warn("client {}: round {}: the server left out this reply: {}", jo.client_id,
+                       h.round(), ack.reason());
+        return;
+      }
+      const auto code = s.error_code();
+      if (code == StatusCode::FAILED_PRECONDITION || code == StatusCode::RESOURCE_EXHAUSTED ||
+          code == StatusCode::INVALID_ARGUMENT) {
+        spdlog::warn("client {}: round {}: reply refused: {}", jo.client_id, h.round(),
+                     s.error_message());
+        return;
+      }
+      failed(s, "SendReply");
+    }
+  }
+
+  ClientStats run() {
+    set_worker_threads(static_cast<int>(threads));
+    join();
+    while (true) {
+      if (reconnected) join();
+      wire::PollRequest req;
+      req.set_wait_s(dep.poll_s);
+      wire::TaskHeader h;
+      auto ctx = context(dep.poll_s + 30);
+      Status s = stub->Poll(ctx.get(), req, &h);
+      if (!s.ok()) {
+        failed(s, "Poll");
+        continue;
+      }
+      ok();
+      if (h.kind() == wire::TaskHeader::DONE) {
+        spdlog::info("client {}: the run is done ({} fits, {} evaluations)", jo.client_id,
+                     stats.fits, stats.evals);
+        return stats;
+      }
+      if (h.kind() == wire::TaskHeader::WAIT) continue;
+      std::string task;
+      s = fetch(h, &task);
+      if (!s.ok()) {
+        if (s.error_code() != StatusCode::FAILED_PRECONDITION) failed(s, "FetchTask");
+        continue;
+      }
+      ok();
+      if (jo.crash_at_round == h.round() && h.kind() == wire::TaskHeader::FIT) {
+        spdlog::error("--crash-at-round {}: killing client {} mid-round (testing)", h.round(),
+                      jo.client_id);
+        std::raise(SIGKILL);
+      }
+      deliver(h, work(h, task));
+    }
+  }
+};
+
+FederationClient::FederationClient(Config cfg, JoinOptions jo,
+                                   std::shared_ptr<const FederatedData> data)
+    : impl_(std::make_unique<Impl>()) {
+  Impl& s = *impl_;
+  FEDPP_CHECK(!jo.server.empty(), "fedpp join needs --server HOST:PORT");
+  FEDPP_CHECK(!jo.token.empty(), "fedpp join needs the client's token (--token or --token-file)");
+  if (jo.state_dir.empty()) jo.state_dir = "fedpp_state/client_" + std::to_string(jo.client_id);
+  s.opt = RunOptions::from_config(cfg);
+  s.dep = DeployOptions::from_config(cfg);
+  s.threads = cfg.get_int("runtime.threads", 1, 1, 256);
+  s.data = data ? std::move(data) : load_federated_data(cfg);
+  const int64_t n = static_cast<int64_t>(s.data->clients.size());
+  FEDPP_CHECK(jo.client_id >= 0 && jo.client_id < n,
+              "--client-id " + std::to_string(jo.client_id) + " is out of range: the config's " +
+                  "partition (data.num_clients) has clients 0.." + std::to_string(n - 1));
+  AlgorithmSetup setup;
+  setup.cfg = cfg;
+  setup.spec = spec_of(*s.data);
+  setup.num_clients = n;
+  setup.seed = s.opt.seed;
+  setup.device = s.opt.device;
+  s.runner = std::make_unique<ClientRunner>(s.opt, find_algorithm(s.opt.algorithm).make_client(setup));
+
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(static_cast<int>(s.dep.chunk_bytes + 65536));
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a connection of its own per client
+  std::shared_ptr<grpc::ChannelCredentials> creds;
+  if (!jo.tls_ca.empty()) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = read_named_file(jo.tls_ca, "--tls-ca");
+    FEDPP_CHECK(jo.tls_cert.empty() == jo.tls_key.empty(),
+                "--tls-cert and --tls-key go together: give both for mutual TLS");
+    if (!jo.tls_cert.empty()) {
+      ssl.pem_cert_chain = read_named_file(jo.tls_cert, "--tls-cert");
+      ssl.pem_private_key = read_named_file(jo.tls_key, "--tls-key");
+    }
+    if (!jo.tls_server_name.empty()) args.SetSslTargetNameOverride(jo.tls_server_name);
+    creds = grpc::SslCredentials(ssl);
+  } else {
+    FEDPP_CHECK(jo.tls_cert.empty() && jo.tls_key.empty(),
+                "--tls-cert/--tls-key need --tls-ca (the server's CA certificate)");
+    creds = grpc::InsecureChannelCredentials();
+  }
+  s.channel = grpc::CreateCustomChannel(jo.server, creds, args);
+  s.stub = wire::Federation::NewStub(s.channel);
+  s.jo = std::move(jo);
+}
+
+FederationClient::~FederationClient() = default;
+
+ClientStats FederationClient::run() { return impl_->run(); }
+
+}  // namespace fedpp

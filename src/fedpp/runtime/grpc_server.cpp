@@ -1,0 +1,569 @@
+#include "fedpp/runtime/grpc_server.hpp"
+
+#include <grpcpp/grpcpp.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <charconv>
+#include <condition_variable>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+#include <sstream>
+
+#include "fedpp/core/error.hpp"
+#include "fedpp/fl/wire.hpp"
+#include "fedpp/proto/fedpp.grpc.pb.h"
+#include "fedpp/runtime/checkpoint.hpp"
+#include "fedpp/runtime/server_loop.hpp"
+#include "fedpp/runtime/simulation.hpp"
+#include "fedpp/runtime/threads.hpp"
+
+namespace fedpp {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using grpc::Status;
+using grpc::StatusCode;
+
+DeployOptions DeployOptions::from_config(const Config& cfg) {
+  DeployOptions o;
+  o.listen = cfg.get_string("deploy.listen", o.listen);
+  o.round_timeout_s = cfg.get_double("deploy.round_timeout_s", o.round_timeout_s, 0.01, 1e8);
+  o.min_replies = cfg.get_int("deploy.min_replies", o.min_replies, 0);
+  o.max_message_bytes =
+      cfg.get_int("deploy.max_message_bytes", o.max_message_bytes, 1024, int64_t{1} << 40);
+  o.chunk_bytes = cfg.get_int("deploy.chunk_bytes", o.chunk_bytes, 1024, int64_t{64} << 20);
+  o.poll_s = cfg.get_double("deploy.poll_s", o.poll_s, 0.01, 3600);
+  o.client_give_up_s = cfg.get_double("deploy.client_give_up_s", o.client_give_up_s, 0, 1e8);
+  o.checkpoint_dir = cfg.get_string("deploy.checkpoint_dir", "");
+  o.tls_cert = cfg.get_string("deploy.tls_cert", "");
+  o.tls_key = cfg.get_string("deploy.tls_key", "");
+  o.tls_client_ca = cfg.get_string("deploy.tls_client_ca", "");
+  o.tokens_file = cfg.get_string("deploy.tokens_file", "");
+  o.token_secret = cfg.get_string("deploy.token_secret", "");
+  return o;
+}
+
+std::string read_named_file(const std::string& path, const std::string& what) {
+  std::ifstream in(path, std::ios::binary);
+  FEDPP_CHECK(in.good(), "cannot read " + what + " '" + path + "': check the path");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string derive_token(const std::string& secret, int64_t client) {
+  const std::string msg = "fedpp-client:" + std::to_string(client);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+       reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), md, &len);
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < 16 && i < len; ++i) {
+    out += hex[md[i] >> 4];
+    out += hex[md[i] & 15];
+  }
+  return out;
+}
+
+namespace {
+
+std::vector<std::string> load_tokens(const DeployOptions& d, int64_t n) {
+  FEDPP_CHECK(d.tokens_file.empty() || d.token_secret.empty(),
+              "set one of deploy.tokens_file and deploy.token_secret, not both");
+  std::vector<std::string> tokens(static_cast<size_t>(n));
+  if (!d.token_secret.empty()) {
+    for (int64_t c = 0; c < n; ++c) tokens[static_cast<size_t>(c)] = derive_token(d.token_secret, c);
+    return tokens;
+  }
+  FEDPP_CHECK(!d.tokens_file.empty(),
+              "fedpp serve needs client tokens: set deploy.tokens_file (lines \"client_id token\")"
+              " or deploy.token_secret (see `fedpp tokens`)");
+  std::istringstream in(read_named_file(d.tokens_file, "deploy.tokens_file"));
+  std::string line;
+  int lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    line = line.substr(0, line.find('#'));
+    std::istringstream ls(line);
+    int64_t id = -1;
+    std::string token, extra;
+    if (!(ls >> id)) {
+      FEDPP_CHECK(line.find_first_not_of(" \t\r") == std::string::npos,
+                  d.tokens_file + " line " + std::to_string(lineno) +
+                      ": expected \"client_id token\"");
+      continue;
+    }
+    FEDPP_CHECK((ls >> token) && !(ls >> extra) && id >= 0 && id < n,
+                d.tokens_file + " line " + std::to_string(lineno) +
+                    ": expected \"client_id token\" with client_id in 0.." + std::to_string(n - 1));
+    tokens[static_cast<size_t>(id)] = token;
+  }
+  int64_t missing = 0;
+  for (const auto& t : tokens) missing += t.empty();
+  if (missing)
+    spdlog::warn("{} of {} clients have no token in {} and cannot join", missing, n,
+                 d.tokens_file);
+  return tokens;
+}
+
+std::string random_run_id() {
+  std::random_device rd;
+  std::string id;
+  static const char* hex = "0123456789abcdef";
+  for (int i = 0; i < 16; ++i) id += hex[rd() & 15];
+  return id;
+}
+
+double secs(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+Clock::duration dur(double s) {
+  return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
+}
+
+}  // namespace
+
+struct FederationServer::Impl final : public wire::Federation::Service {
+  enum class Phase { kIdle, kFit, kEval, kDone };
+
+  Config cfg;
+  ServeOptions sopt;
+  RunOptions opt;
+  DeployOptions dep;
+  std::shared_ptr<const FederatedData> data;
+  std::unique_ptr<ServerLoop> loop;
+  std::vector<std::string> tokens;
+  std::string run_id, fingerprint, ckpt_dir;
+  std::vector<Row> rows;
+  int64_t start_round = 1;
+  std::unique_ptr<grpc::Server> server;
+  int port = 0;
+
+  // Shared with the handlers, under mu.
+  std::mutex mu;
+  std::condition_variable cv;
+  Phase phase = Phase::kIdle;
+  int64_t round = 0;
+  std::map<int64_t, std::shared_ptr<const std::string>> tasks;
+  std::set<int64_t> answered;
+  size_t accepted = 0;
+  int64_t transport_rejected = 0;  // replies refused before ServerLoop saw them (oversized)
+  std::map<int64_t, Clock::time_point> last_seen;
+  std::set<int64_t> told_done;
+  bool stopping = false;
+
+  int64_t num_clients() const { return static_cast<int64_t>(tokens.size()); }
+  bool has_task(int64_t c) const { return tasks.count(c) && !answered.count(c); }
+  wire::TaskHeader::Kind kind() const {
+    return phase == Phase::kFit ? wire::TaskHeader::FIT : wire::TaskHeader::EVALUATE;
+  }
+  bool open_for(int64_t c, int64_t r, int k) const {
+    return (phase == Phase::kFit || phase == Phase::kEval) && r == round && k == kind() &&
+           has_task(c);
+  }
+
+  // ---- handlers -------------------------------------------------------------------------
+
+  Status authenticate(grpc::ServerContext* ctx, int64_t* client) {
+    const auto& md = ctx->client_metadata();
+    auto id = md.find(kClientIdHeader), tok = md.find(kTokenHeader);
+    if (id == md.end() || tok == md.end())
+      return Status(StatusCode::PERMISSION_DENIED, "missing client id or token");
+    int64_t c = -1;
+    auto [p, ec] = std::from_chars(id->second.data(), id->second.data() + id->second.size(), c);
+    const bool id_ok = ec == std::errc() && p == id->second.data() + id->second.size() && c >= 0 &&
+                       c < num_clients();
+    const std::string& want = id_ok ? tokens[static_cast<size_t>(c)] : std::string();
+    if (!id_ok || want.empty() || tok->second.size() != want.size() ||
+        CRYPTO_memcmp(tok->second.data(), want.data(), want.size()) != 0) {
+      spdlog::warn("refused a call from {} as client '{}': unknown client or bad token",
+                   ctx->peer(), std::string(id->second.data(), id->second.size()));
+      return Status(StatusCode::PERMISSION_DENIED, "unknown client id or bad token");
+    }
+    *client = c;
+    std::lock_guard<std::mutex> l(mu);
+    last_seen[c] = Clock::now();
+    return Status::OK;
+  }
+
+  Status Join(grpc::ServerContext* ctx, const wire::JoinRequest* req,
+              wire::JoinReply* rep) override {
+    int64_t c = 0;
+    if (auto s = authenticate(ctx, &c); !s.ok()) return s;
+    if (req->version() != kWireVersion)
+      return Status(StatusCode::FAILED_PRECONDITION,
+                    "client speaks wire version " + std::to_string(req->version()) +
+                        ", server " + std::to_string(kWireVersion) +
+                        ": run the same fedpp version on both ends");
+    rep->set_run_id(run_id);
+    rep->set_seed(opt.seed);
+    rep->set_algorithm(opt.algorithm);
+    rep->set_num_clients(num_clients());
+    rep->set_rounds(opt.rounds);
+    spdlog::info("client {} joined from {}", c, ctx->peer());
+    return Status::OK;
+  }
+
+  Status Poll(grpc::ServerContext* ctx, const wire::PollRequest* req,
+              wire::TaskHeader* rep) override {
+    int64_t c = 0;
+    if (auto s = authenticate(ctx, &c); !s.ok()) return s;
+    const double wait = std::clamp(req->wait_s(), 0.0, dep.poll_s);
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait_until(l, Clock::now() + dur(wait), [&] {
+      return stopping || phase == Phase::kDone || has_task(c) || ctx->IsCancelled();
+    });
+    if (phase == Phase::kDone) {
+      rep->set_kind(wire::TaskHeader::DONE);
+      told_done.insert(c);
+      cv.notify_all();
+    } else if (has_task(c) && phase != Phase::kIdle) {
+      rep->set_kind(kind());
+      rep->set_round(round);
+      rep->set_message_size(tasks.at(c)->size());
+    } else {
+      rep->set_kind(wire::TaskHeader::WAIT);
+    }
+    return Status::OK;
+  }
+
+  Status FetchTask(grpc::ServerContext* ctx, const wire::FetchRequest* req,
+                   grpc::ServerWriter<wire::Chunk>* out) override {
+    int64_t c = 0;
+    if (auto s = authenticate(ctx, &c); !s.ok()) return s;
+    std::shared_ptr<const std::string> bytes;
+    {
+      std::lock_guard<std::mutex> l(mu);
+      if (!open_for(c, req->round(), req->kind()))
+        return Status(StatusCode::FAILED_PRECONDITION,
+                      "the task of round " + std::to_string(req->round()) +
+                          " is no longer open for this client");
+      bytes = tasks.at(c);
+    }
+    const size_t chunk = static_cast<size_t>(dep.chunk_bytes);
+    size_t off = 0;
+    do {
+      wire::Chunk ch;
+      const size_t n = std::min(chunk, bytes->size() - off);
+      ch.set_data(bytes->data() + off, n);
+      if (off == 0) ch.set_total_size(bytes->size());
+      if (!out->Write(ch)) return Status(StatusCode::CANCELLED, "client went away");
+      off += n;
+    } while (off < bytes->size());
+    return Status::OK;
+  }
+
+  Status SendReply(grpc::ServerContext* ctx, grpc::ServerReader<wire::ReplyChunk>* in,
+                   wire::Ack* ack) override {
+    int64_t c = 0;
+    if (auto s = authenticate(ctx, &c); !s.ok()) return s;
+    wire::ReplyChunk ch;
+    if (!in->Read(&ch) || !ch.has_header())
+      return Status(StatusCode::INVALID_ARGUMENT, "a reply starts with a chunk with a header");
+    const wire::ReplyHeader h = ch.header();
+    const uint64_t total = h.total_size();
+    auto reject = [&](const std::string& why) {
+      ack->set_accepted(false);
+      ack->set_reason(why);
+      spdlog::warn("round {}: reply of client {} rejected: {}", h.round(), c, why);
+      return Status::OK;
+    };
+    {
+      std::lock_guard<std::mutex> l(mu);
+      if (!open_for(c, h.round(), h.kind()))
+        return reject("late or not asked: round " + std::to_string(h.round()) +
+                      " is not open for this client");
+      if (total > static_cast<uint64_t>(dep.max_message_bytes)) {
+        answered.insert(c);
+        ++transport_rejected;
+        cv.notify_all();
+        const std::string why = "reply of " + std::to_string(total) +
+                                " bytes exceeds deploy.max_message_bytes = " +
+                                std::to_string(dep.max_message_bytes);
+        spdlog::warn("round {}: reply of client {} rejected: {}", h.round(), c, why);
+        return Status(StatusCode::RESOURCE_EXHAUSTED, why);
+      }
+    }
+    std::string bytes;
+    bytes.reserve(static_cast<size_t>(total));
+    bytes += ch.data();
+    while (bytes.size() <= total && in->Read(&ch)) bytes += ch.data();
+    if (bytes.size() > total) {  // a protocol violation: counts as this client's (bad) reply
+      std::lock_guard<std::mutex> l(mu);
+      if (open_for(c, h.round(), h.kind())) {
+        answered.insert(c);
+        ++transport_rejected;
+        cv.notify_all();
+      }
+      spdlog::warn("round {}: reply of client {} rejected: more bytes than its header's {}",
+                   h.round(), c, total);
+      return Status(StatusCode::INVALID_ARGUMENT,
+                    "reply stream carried more bytes than its header's " + std::to_string(total));
+    }
+    if (bytes.size() < total)  // the client went away mid-stream; it may send again
+      return Status(StatusCode::INVALID_ARGUMENT,
+                    "reply stream ended after " + std::to_string(bytes.size()) + " of " +
+                        std::to_string(total) + " bytes");
+    std::string reason;
+    bool fit = false;
+    {
+      std::lock_guard<std::mutex> l(mu);
+      if (!open_for(c, h.round(), h.kind()))
+        return reject("late: round " + std::to_string(h.round()) + " closed while it arrived");
+      fit = phase == Phase::kFit;
+      try {
+        if (fit)
+          reason = loop->accept_reply(c, bytes);
+        else if (!bytes.empty())  // empty: the client has no test data
+          reason = loop->accept_eval(c, bytes);
+      } catch (const std::exception& e) {
+        reason = e.what();
+      }
+      answered.insert(c);
+      if (reason.empty()) ++accepted;
+      cv.notify_all();
+      if (sopt.crash_at_round == round && fit) {
+        spdlog::error("--crash-at-round {}: killing the server mid-round (testing)", round);
+        std::raise(SIGKILL);
+      }
+    }
+    if (!reason.empty() && !fit)
+      spdlog::warn("round {}: evaluation of client {} rejected: {}", h.round(), c, reason);
+    ack->set_accepted(reason.empty());
+    ack->set_reason(reason);
+    return Status::OK;
+  }
+
+  // ---- the driver -----------------------------------------------------------------------
+
+  void publish(Phase p, int64_t r, std::vector<Task> ts) {
+    std::lock_guard<std::mutex> l(mu);
+    phase = p;
+    round = r;
+    tasks.clear();
+    for (auto& t : ts) tasks[t.client] = std::make_shared<const std::string>(std::move(t.bytes));
+    answered.clear();
+    accepted = 0;
+    transport_rejected = 0;
+    cv.notify_all();
+  }
+
+  void close_phase() {
+    std::lock_guard<std::mutex> l(mu);
+    phase = Phase::kIdle;
+    tasks.clear();
+  }
+
+  // Waits for the replies of the open phase (rules in grpc_server.hpp); `need` = replies that
+  // must be accepted before the deadline may close it (0: the deadline alone closes it).
+  void wait_replies(size_t need, const char* what) {
+    const auto deadline = Clock::now() + dur(dep.round_timeout_s);
+    auto next_warn = deadline;
+    std::unique_lock<std::mutex> l(mu);
+    while (answered.size() < tasks.size()) {
+      const auto now = Clock::now();
+      if (now >= deadline && accepted >= need) break;
+      if (now >= next_warn) {
+        spdlog::warn("round {}: {} of {} {} replies accepted after {:.0f} s; waiting for "
+                     "deploy.min_replies = {} (clients that reconnect get their task again)",
+                     round, accepted, tasks.size(), what, secs(now - deadline) + dep.round_timeout_s,
+                     need);
+        next_warn += dur(dep.round_timeout_s);
+      }
+      cv.wait_until(l, std::min(std::max(deadline, now), next_warn));
+    }
+    if (answered.size() < tasks.size()) {
+      std::string missing;
+      for (const auto& [c, t] : tasks)
+        if (!answered.count(c)) missing += (missing.empty() ? "" : " ") + std::to_string(c);
+      spdlog::warn("round {}: closing with {} of {} {} replies; no reply from client(s) {}",
+                   round, answered.size(), tasks.size(), what, missing);
+    }
+  }
+
+  void run_round(int64_t r) {
+    auto fit = loop->begin_round(r);
+    const size_t n = fit.size();
+    const size_t need = dep.min_replies == 0 ? n : std::min(n, static_cast<size_t>(dep.min_replies));
+    publish(Phase::kFit, r, std::move(fit));
+    wait_replies(need, "fit");
+    int64_t refused;
+    {
+      std::lock_guard<std::mutex> l(mu);
+      refused = transport_rejected;
+    }
+    close_phase();
+    Row row = loop->end_round();
+    row["rejected"] += static_cast<double>(refused);
+    if (loop->eval_due(r)) {
+      auto ev = loop->begin_eval(r);
+      if (!ev.empty()) {
+        publish(Phase::kEval, r, std::move(ev));
+        wait_replies(0, "evaluation");
+        close_phase();
+      }
+      loop->end_eval(&row);
+    }
+    rows.push_back(loop->record(std::move(row)));
+    write_checkpoint(ckpt_dir, Checkpoint{r, run_id, fingerprint, loop->algorithm().save_state(),
+                                          rows});
+  }
+
+  void finish() {
+    std::unique_lock<std::mutex> l(mu);
+    phase = Phase::kDone;
+    cv.notify_all();
+    // Let every client seen lately hear "done" (bounded: a vanished client never will).
+    const auto until = Clock::now() + dur(std::min(30.0, dep.poll_s + 5));
+    const auto recent = dur(2 * dep.poll_s + 5);
+    cv.wait_until(l, until, [&] {
+      for (const auto& [c, t] : last_seen)
+        if (!told_done.count(c) && Clock::now() - t < recent) return false;
+      return true;
+    });
+    stopping = true;
+    cv.notify_all();
+  }
+};
+
+FederationServer::FederationServer(Config cfg, const ServeOptions& sopt)
+    : impl_(std::make_unique<Impl>()) {
+  Impl& s = *impl_;
+  s.cfg = cfg;
+  s.sopt = sopt;
+  s.opt = RunOptions::from_config(cfg);
+  s.dep = DeployOptions::from_config(cfg);
+  if (!sopt.listen.empty()) s.dep.listen = sopt.listen;
+  // The same thread settings as the simulation, so that server-side numbers match it.
+  const int64_t workers = cfg.get_int("runtime.workers", 2, 1, 256);
+  const int64_t threads = cfg.get_int("runtime.threads", 1, 1, 256);
+  cfg.mark_used("runtime");
+  set_worker_threads(static_cast<int>(threads));
+
+  s.data = load_federated_data(cfg);
+  const auto& info = find_algorithm(s.opt.algorithm);
+  AlgorithmSetup setup;
+  setup.cfg = cfg;
+  setup.spec = spec_of(*s.data);
+  setup.num_clients = static_cast<int64_t>(s.data->clients.size());
+  setup.seed = s.opt.seed;
+  setup.device = s.opt.device;
+  s.loop = std::make_unique<ServerLoop>(cfg, s.opt, info, setup, s.data->global_test);
+  s.loop->set_tolerate_bad_replies(true);
+  info.make_client(setup);  // reads the client half's keys, so that the check below covers them
+  cfg.check_all_used();
+  set_worker_threads(static_cast<int>(workers * threads));
+
+  s.tokens = load_tokens(s.dep, setup.num_clients);
+  s.fingerprint = "seed " + std::to_string(s.opt.seed) + ", algorithm " + s.opt.algorithm + ", " +
+                  std::to_string(setup.num_clients) + " clients, " + std::to_string(s.opt.rounds) +
+                  " rounds";
+  s.ckpt_dir = s.dep.checkpoint_dir;
+  if (s.ckpt_dir.empty()) {
+    FEDPP_CHECK(!s.opt.output_dir.empty(),
+                "fedpp serve checkpoints after every round: set output.dir or "
+                "deploy.checkpoint_dir");
+    s.ckpt_dir = s.opt.output_dir + "/checkpoint";
+  }
+
+  auto ck = read_checkpoint(s.ckpt_dir);
+  std::string clients_jsonl;  // personalised-evaluation rows of the rounds already done
+  if (sopt.resume) {
+    FEDPP_CHECK(ck, "--resume: no checkpoint in '" + s.ckpt_dir +
+                        "' (deploy.checkpoint_dir): start without --resume");
+    FEDPP_CHECK(ck->fingerprint == s.fingerprint,
+                "--resume: the checkpoint in '" + s.ckpt_dir + "' is of another run (" +
+                    ck->fingerprint + "; this config: " + s.fingerprint + ")");
+    s.loop->algorithm().load_state(ck->state);
+    s.rows = ck->rows;
+    s.start_round = ck->round + 1;
+    s.run_id = ck->run_id;
+    if (!s.opt.output_dir.empty()) {
+      std::ifstream in(s.opt.output_dir + "/clients.jsonl");
+      std::string line;
+      while (std::getline(in, line)) {
+        auto p = line.find("\"round\":");
+        if (p != std::string::npos && std::atoll(line.c_str() + p + 8) <= ck->round)
+          clients_jsonl += line + "\n";
+      }
+    }
+    spdlog::info("resuming run {} after round {} from {}", s.run_id, ck->round, s.ckpt_dir);
+  } else {
+    if (ck)
+      spdlog::warn("'{}' holds a checkpoint of round {}: starting a new run that replaces it "
+                   "(use --resume to continue it)",
+                   s.ckpt_dir, ck->round);
+    s.run_id = random_run_id();
+  }
+  s.loop->open_results(s.data->summary_json());
+  s.loop->restore_results(s.rows);
+  if (!clients_jsonl.empty()) {
+    std::ofstream out(s.opt.output_dir + "/clients.jsonl");
+    out << clients_jsonl;
+  }
+
+  std::shared_ptr<grpc::ServerCredentials> creds;
+  const auto& d = s.dep;
+  if (!d.tls_cert.empty() || !d.tls_key.empty()) {
+    FEDPP_CHECK(!d.tls_cert.empty() && !d.tls_key.empty(),
+                "deploy.tls_cert and deploy.tls_key go together: set both");
+    grpc::SslServerCredentialsOptions ssl(
+        d.tls_client_ca.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                                : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    ssl.pem_key_cert_pairs.push_back(
+        {read_named_file(d.tls_key, "deploy.tls_key"), read_named_file(d.tls_cert, "deploy.tls_cert")});
+    if (!d.tls_client_ca.empty())
+      ssl.pem_root_certs = read_named_file(d.tls_client_ca, "deploy.tls_client_ca");
+    creds = grpc::SslServerCredentials(ssl);
+  } else {
+    FEDPP_CHECK(d.tls_client_ca.empty(),
+                "deploy.tls_client_ca (mutual TLS) needs deploy.tls_cert and deploy.tls_key");
+    spdlog::warn("no TLS: tokens and models travel in clear text (set deploy.tls_cert and "
+                 "deploy.tls_key)");
+    creds = grpc::InsecureServerCredentials();
+  }
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(d.listen, creds, &s.port);
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(d.chunk_bytes + 65536));
+  builder.RegisterService(&s);
+  s.server = builder.BuildAndStart();
+  FEDPP_CHECK(s.server && s.port > 0, "cannot listen on '" + d.listen +
+                                          "' (deploy.listen / --listen): is the port in use or "
+                                          "the address not of this machine?");
+  spdlog::info("fedpp serve: {} ({}), listening on {} (port {}){}, checkpoints in {}",
+               s.opt.algorithm, s.fingerprint, d.listen, s.port,
+               d.tls_cert.empty() ? "" : d.tls_client_ca.empty() ? ", TLS" : ", mutual TLS",
+               s.ckpt_dir);
+}
+
+FederationServer::~FederationServer() {
+  if (impl_->server) {
+    {
+      std::lock_guard<std::mutex> l(impl_->mu);
+      impl_->stopping = true;
+      impl_->cv.notify_all();
+    }
+    impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  }
+}
+
+int FederationServer::port() const { return impl_->port; }
+
+std::vector<Row> FederationServer::run() {
+  Impl& s = *impl_;
+  for (int64_t r = s.start_round; r <= s.opt.rounds; ++r) s.run_round(r);
+  s.finish();
+  s.server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  return s.rows;
+}
+
+}  // namespace fedpp

@@ -1,0 +1,482 @@
+// End-to-end tests of the gRPC deployment: `fedpp serve` and `fedpp join` processes (the built
+// binary, FEDPP_BINARY) on 127.0.0.1, compared with the simulation of the same config; plus raw
+// gRPC calls that a well-behaved client would never make. Every wait is bounded and every child
+// process is killed when a test ends, however it ends.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "fedpp/core/config.hpp"
+#include "fedpp/core/error.hpp"
+#include "fedpp/fl/wire.hpp"
+#include "fedpp/proto/fedpp.grpc.pb.h"
+#include "fedpp/report/run_writer.hpp"
+#include "fedpp/runtime/checkpoint.hpp"
+#include "fedpp/runtime/grpc_server.hpp"
+#include "fedpp/runtime/server_loop.hpp"
+#include "fedpp/runtime/simulation.hpp"
+
+using namespace fedpp;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kSecret = "test-secret";
+
+int free_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  socklen_t len = sizeof a;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    close(fd);
+    return 0;
+  }
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Child processes of one test: started with their output in a log file, killed at the end.
+class Procs {
+ public:
+  ~Procs() {
+    for (auto& [pid, log] : running_) {
+      ::kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
+  }
+  pid_t start(const std::vector<std::string>& args, const fs::path& log) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      dup2(fd, 1);
+      dup2(fd, 2);
+      std::vector<char*> argv;
+      std::string bin = FEDPP_BINARY;
+      argv.push_back(bin.data());
+      std::vector<std::string> copy = args;
+      for (auto& a : copy) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(bin.c_str(), argv.data());
+      _exit(127);
+    }
+    running_[pid] = log;
+    return pid;
+  }
+  // Waits up to timeout_s for `pid`; returns its wait status, or -1 when it is still running.
+  int wait(pid_t pid, double timeout_s) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+    while (std::chrono::steady_clock::now() < until) {
+      int st = 0;
+      if (waitpid(pid, &st, WNOHANG) == pid) {
+        running_.erase(pid);
+        return st;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return -1;
+  }
+  // Every child's log, for failure messages.
+  std::string logs() const {
+    std::string s;
+    for (const auto& [pid, log] : all_logs()) s += "---- " + log.string() + "\n" + slurp(log);
+    return s;
+  }
+  void remember(const fs::path& log) { logs_.push_back(log); }
+
+ private:
+  std::map<pid_t, fs::path> all_logs() const {
+    std::map<pid_t, fs::path> m = running_;
+    pid_t fake = -1;
+    for (const auto& l : logs_) m[fake--] = l;
+    return m;
+  }
+  std::map<pid_t, fs::path> running_;
+  std::vector<fs::path> logs_;
+};
+
+bool exited_ok(int st) { return st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0; }
+bool killed(int st) { return st >= 0 && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL; }
+
+// A fresh folder per test under the system temp folder.
+fs::path test_dir() {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  fs::path d = fs::temp_directory_path() /
+               ("fedpp_deploy_" + std::to_string(getpid()) + "_" + info->name());
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+std::string config_text(const fs::path& dir, int64_t clients, int64_t rounds,
+                        const std::string& deploy_extra = "", double round_timeout_s = 60) {
+  std::ostringstream s;
+  s << "seed = 5\nrounds = " << rounds << "\n"
+    << "[algorithm]\nname = \"fedavg\"\n[model]\nname = \"mlp\"\n"
+    << "[data]\ndataset = \"synthetic\"\nsynthetic_samples = 320\nsynthetic_test_samples = 80\n"
+    << "synthetic_classes = 4\nsynthetic_shape = [1, 8, 8]\nnum_clients = " << clients << "\n"
+    << "[train]\nlr = 0.05\nbatch_size = 16\n"
+    << "[runtime]\nworkers = 1\nthreads = 1\n"
+    << "[output]\ndir = \"" << (dir / "out").string() << "\"\n"
+    << "[deploy]\ntoken_secret = \"" << kSecret << "\"\npoll_s = 1\nround_timeout_s = " << round_timeout_s << "\n"
+    << "client_give_up_s = 60\n"
+    << deploy_extra;
+  return s.str();
+}
+
+fs::path write_config(const fs::path& dir, const std::string& text) {
+  fs::path p = dir / "config.toml";
+  std::ofstream(p) << text;
+  return p;
+}
+
+std::vector<Row> strip_timing(std::vector<Row> rows) {
+  for (auto& r : rows)
+    for (auto it = r.begin(); it != r.end();)
+      it = it->first.size() > 2 && it->first.substr(it->first.size() - 2) == "_s" ? r.erase(it)
+                                                                                  : std::next(it);
+  return rows;
+}
+
+struct SimResult {
+  std::vector<Row> rows;
+  Message state;
+};
+SimResult simulate(const fs::path& config, const fs::path& out) {
+  auto cfg = Config::from_file(config.string());
+  cfg.set("output.dir=\"" + out.string() + "\"");
+  cfg.set("output.quiet=true");
+  cfg.mark_used("deploy");
+  Simulation sim(cfg);
+  SimResult r;
+  r.rows = sim.run();
+  r.state = sim.server().save_state();
+  return r;
+}
+
+// The deployment's results equal the simulation's: rows minus timing, and the final model.
+void expect_same_as_simulation(const fs::path& dir, const fs::path& config, const Procs& procs) {
+  auto sim = simulate(config, dir / "sim");
+  auto rows = read_rows((dir / "out").string());
+  EXPECT_EQ(strip_timing(rows), strip_timing(sim.rows)) << procs.logs();
+  auto ck = read_checkpoint((dir / "out" / "checkpoint").string());
+  ASSERT_TRUE(ck.has_value());
+  EXPECT_EQ(ck->round, static_cast<int64_t>(sim.rows.size()));
+  ASSERT_EQ(ck->state.tensors.names(), sim.state.tensors.names());
+  for (const auto& [name, t] : sim.state.tensors)
+    EXPECT_TRUE(torch::equal(ck->state.tensors.at(name), t)) << name;
+}
+
+std::vector<std::string> join_args(const fs::path& config, int port, int64_t client,
+                                   const fs::path& dir) {
+  return {"join", config.string(), "--server", "127.0.0.1:" + std::to_string(port),
+          "--client-id", std::to_string(client), "--token", derive_token(kSecret, client),
+          "--state-dir", (dir / ("state_" + std::to_string(client))).string()};
+}
+
+// ---- raw gRPC, as a misbehaving client would call ------------------------------------------
+
+struct RawClient {
+  std::unique_ptr<wire::Federation::Stub> stub;
+  int64_t id;
+  std::string token;
+  RawClient(int port, int64_t id, std::string token) : id(id), token(std::move(token)) {
+    stub = wire::Federation::NewStub(grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                                                         grpc::InsecureChannelCredentials()));
+  }
+  std::unique_ptr<grpc::ClientContext> ctx(bool with_auth = true) {
+    auto c = std::make_unique<grpc::ClientContext>();
+    if (with_auth) {
+      c->AddMetadata(kClientIdHeader, std::to_string(id));
+      c->AddMetadata(kTokenHeader, token);
+    }
+    c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    return c;
+  }
+  grpc::Status poll(wire::TaskHeader* h, bool with_auth = true) {
+    wire::PollRequest req;
+    req.set_wait_s(1);
+    auto c = ctx(with_auth);
+    return stub->Poll(c.get(), req, h);
+  }
+  // Polls until the fit task of `round` is offered (bounded); returns its bytes.
+  std::string wait_fit(int64_t round) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    while (std::chrono::steady_clock::now() < until) {
+      wire::TaskHeader h;
+      if (poll(&h).ok() && h.kind() == wire::TaskHeader::FIT && h.round() == round) {
+        wire::FetchRequest req;
+        req.set_round(round);
+        req.set_kind(wire::TaskHeader::FIT);
+        auto c = ctx();
+        auto reader = stub->FetchTask(c.get(), req);
+        wire::Chunk ch;
+        std::string bytes;
+        while (reader->Read(&ch)) bytes += ch.data();
+        if (reader->Finish().ok()) return bytes;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    ADD_FAILURE() << "no fit task for round " << round;
+    return "";
+  }
+  // Sends `bytes` as the reply of `round`, declaring `declared` bytes (default: the real size).
+  grpc::Status send(int64_t round, const std::string& bytes, wire::Ack* ack,
+                    int64_t declared = -1) {
+    auto c = ctx();
+    auto w = stub->SendReply(c.get(), ack);
+    wire::ReplyChunk ch;
+    ch.mutable_header()->set_round(round);
+    ch.mutable_header()->set_kind(wire::TaskHeader::FIT);
+    ch.mutable_header()->set_total_size(declared < 0 ? bytes.size() : declared);
+    ch.set_data(bytes);
+    w->Write(ch);
+    w->WritesDone();
+    return w->Finish();
+  }
+};
+
+}  // namespace
+
+TEST(Deploy, TokensAreDerivedFromTheSecretAndPrintedByTheCli) {
+  EXPECT_EQ(derive_token("s", 3), derive_token("s", 3));
+  EXPECT_NE(derive_token("s", 3), derive_token("s", 4));
+  EXPECT_NE(derive_token("s", 3), derive_token("t", 3));
+  EXPECT_EQ(derive_token("s", 3).size(), 32u);
+  auto dir = test_dir();
+  auto config = write_config(dir, config_text(dir, 3, 1));
+  std::string cmd = std::string(FEDPP_BINARY) + " tokens " + config.string() + " > " +
+                    (dir / "tokens.txt").string();
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  EXPECT_EQ(slurp(dir / "tokens.txt"), "0 " + derive_token(kSecret, 0) + "\n1 " +
+                                           derive_token(kSecret, 1) + "\n2 " +
+                                           derive_token(kSecret, 2) + "\n");
+}
+
+TEST(Deploy, CheckpointRoundTrips) {
+  auto dir = test_dir();
+  Checkpoint c;
+  c.round = 7;
+  c.run_id = "abc";
+  c.fingerprint = "fp";
+  c.state.tensors.set("w", torch::randn({3, 4}));
+  c.state.tensors.set("n", torch::tensor({5}, torch::kLong));
+  c.state.metrics["lr"] = 0.1;
+  c.rows = {{{"round", 1}, {"accuracy", 0.123456789012345}}, {{"round", 2}, {"loss", 1e-300}}};
+  write_checkpoint(dir.string(), c);
+  c.round = 8;
+  write_checkpoint(dir.string(), c);
+  auto r = read_checkpoint(dir.string());
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->round, 8);
+  EXPECT_EQ(r->run_id, "abc");
+  EXPECT_EQ(r->rows, c.rows);
+  EXPECT_TRUE(torch::equal(r->state.tensors.at("w"), c.state.tensors.at("w")));
+  EXPECT_TRUE(torch::equal(r->state.tensors.at("n"), c.state.tensors.at("n")));
+  EXPECT_EQ(r->state.metrics.at("lr"), 0.1);
+  EXPECT_FALSE(fs::exists(dir / "state_7.bin"));  // the older state file is gone
+  EXPECT_FALSE(read_checkpoint((dir / "none").string()).has_value());
+}
+
+TEST(Deploy, FourClientsMatchTheSimulation) {
+  auto dir = test_dir();
+  auto config = write_config(dir, config_text(dir, 4, 3));
+  const int port = free_port();
+  Procs procs;
+  pid_t server = procs.start({"serve", config.string(), "--listen",
+                              "127.0.0.1:" + std::to_string(port)},
+                             dir / "server.log");
+  std::vector<pid_t> clients;
+  for (int64_t c = 0; c < 4; ++c)
+    clients.push_back(procs.start(join_args(config, port, c, dir),
+                                  dir / ("client" + std::to_string(c) + ".log")));
+  ASSERT_TRUE(exited_ok(procs.wait(server, 300))) << procs.logs();
+  for (pid_t c : clients) ASSERT_TRUE(exited_ok(procs.wait(c, 60))) << procs.logs();
+  auto rows = read_rows((dir / "out").string());
+  ASSERT_EQ(rows.size(), 3u);
+  for (const auto& r : rows) {
+    EXPECT_EQ(r.at("replies"), 4);
+    EXPECT_EQ(r.at("rejected"), 0);
+  }
+  EXPECT_GT(rows.back().at("accuracy"), 0.5);
+  expect_same_as_simulation(dir, config, procs);
+}
+
+TEST(Deploy, ClientKilledMidRoundTheOthersFinishTheRun) {
+  auto dir = test_dir();
+  auto config =
+      write_config(dir, config_text(dir, 4, 3, "min_replies = 3\n", 2));
+  const int port = free_port();
+  Procs procs;
+  pid_t server = procs.start({"serve", config.string(), "--listen",
+                              "127.0.0.1:" + std::to_string(port)},
+                             dir / "server.log");
+  std::vector<pid_t> clients;
+  for (int64_t c = 0; c < 4; ++c) {
+    auto args = join_args(config, port, c, dir);
+    if (c == 3) args.insert(args.end(), {"--crash-at-round", "2"});
+    clients.push_back(procs.start(args, dir / ("client" + std::to_string(c) + ".log")));
+  }
+  ASSERT_TRUE(exited_ok(procs.wait(server, 300))) << procs.logs();
+  EXPECT_TRUE(killed(procs.wait(clients[3], 10))) << procs.logs();
+  for (int c = 0; c < 3; ++c) ASSERT_TRUE(exited_ok(procs.wait(clients[c], 60))) << procs.logs();
+  auto rows = read_rows((dir / "out").string());
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0].at("replies"), 4);
+  EXPECT_EQ(rows[1].at("replies"), 3);  // client 3 died holding the task of round 2
+  EXPECT_EQ(rows[2].at("replies"), 3);
+  for (const auto& r : rows) EXPECT_EQ(r.at("clients"), 4);
+  EXPECT_NE(slurp(dir / "server.log").find("no reply from client(s) 3"), std::string::npos);
+}
+
+TEST(Deploy, ServerKilledAndResumedOverMutualTlsGivesTheSameResult) {
+  auto dir = test_dir();
+  const std::string d = dir.string();
+  const std::string gen =
+      "cd '" + d + "' && "
+      "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 1 "
+      "-subj '/CN=fedpp test CA' && "
+      "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj '/CN=localhost' && "
+      "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.ext && "
+      "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem "
+      "-days 1 -extfile san.ext && "
+      "openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj '/CN=client' && "
+      "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem "
+      "-days 1";
+  ASSERT_EQ(std::system(("(" + gen + ") > openssl.log 2>&1").c_str()), 0)
+      << slurp(dir / "openssl.log");
+  auto config = write_config(
+      dir, config_text(dir, 4, 3,
+                       "tls_cert = \"" + d + "/server.pem\"\ntls_key = \"" + d +
+                           "/server.key\"\ntls_client_ca = \"" + d + "/ca.pem\"\n"));
+  const int port = free_port();
+  const std::string listen = "127.0.0.1:" + std::to_string(port);
+  Procs procs;
+  pid_t server = procs.start({"serve", config.string(), "--listen", listen, "--crash-at-round", "2"},
+                             dir / "server1.log");
+  procs.remember(dir / "server1.log");
+  std::vector<pid_t> clients;
+  for (int64_t c = 0; c < 4; ++c) {
+    auto args = join_args(config, port, c, dir);
+    args.insert(args.end(), {"--tls-ca", d + "/ca.pem", "--tls-cert", d + "/client.pem",
+                             "--tls-key", d + "/client.key"});
+    clients.push_back(procs.start(args, dir / ("client" + std::to_string(c) + ".log")));
+  }
+  ASSERT_TRUE(killed(procs.wait(server, 300))) << procs.logs();
+  auto ck = read_checkpoint((dir / "out" / "checkpoint").string());
+  ASSERT_TRUE(ck.has_value());
+  EXPECT_EQ(ck->round, 1);  // killed mid round 2: the last completed round is 1
+  server = procs.start({"serve", config.string(), "--listen", listen, "--resume"},
+                       dir / "server2.log");
+  ASSERT_TRUE(exited_ok(procs.wait(server, 300))) << procs.logs();
+  for (pid_t c : clients) ASSERT_TRUE(exited_ok(procs.wait(c, 60))) << procs.logs();
+  EXPECT_NE(slurp(dir / "server2.log").find("resuming run"), std::string::npos);
+  expect_same_as_simulation(dir, config, procs);
+}
+
+TEST(Deploy, BadTokensAndBadRepliesAreRefusedAndTheServerKeepsRunning) {
+  auto dir = test_dir();
+  auto config = write_config(dir, config_text(dir, 2, 6, "max_message_bytes = 1000000\n"));
+  const int port = free_port();
+  Procs procs;
+  pid_t server = procs.start({"serve", config.string(), "--listen",
+                              "127.0.0.1:" + std::to_string(port)},
+                             dir / "server.log");
+  // A client process with a wrong token is refused at once and says why.
+  auto bad = join_args(config, port, 1, dir);
+  bad[7] = "not-the-token";
+  pid_t intruder = procs.start(bad, dir / "intruder.log");
+  procs.remember(dir / "intruder.log");
+  int st = procs.wait(intruder, 60);
+  ASSERT_TRUE(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 2) << procs.logs();
+  EXPECT_NE(slurp(dir / "intruder.log").find("refused client 1"), std::string::npos);
+
+  // Raw calls: no credentials, a wrong token, an unknown client id.
+  wire::TaskHeader h;
+  EXPECT_EQ(RawClient(port, 0, "x").poll(&h, false).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(RawClient(port, 0, "x").poll(&h).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(RawClient(port, 0, derive_token(kSecret, 1)).poll(&h).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(RawClient(port, 9, derive_token(kSecret, 9)).poll(&h).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+
+  // Client 1 is honest; client 0 (raw) sends a different bad reply every round.
+  pid_t honest = procs.start(join_args(config, port, 1, dir), dir / "client1.log");
+  RawClient raw(port, 0, derive_token(kSecret, 0));
+  auto task_of = [&](int64_t r) {
+    return decode_message(raw.wait_fit(r), down_seed(5, r, 0));
+  };
+  const Pipeline lossless;
+  wire::Ack ack;
+
+  task_of(1);  // 1: bytes that are no message
+  ASSERT_TRUE(raw.send(1, std::string("\xff\xfe garbage \x01", 12), &ack).ok());
+  EXPECT_FALSE(ack.accepted());
+  EXPECT_NE(ack.reason().find("malformed"), std::string::npos) << ack.reason();
+
+  task_of(2);  // 2: a reply for a round that has closed, then one over max_message_bytes
+  ASSERT_TRUE(raw.send(1, "late", &ack).ok());
+  EXPECT_FALSE(ack.accepted());
+  EXPECT_NE(ack.reason().find("late"), std::string::npos) << ack.reason();
+  auto s = raw.send(2, std::string(1000, 'x'), &ack, 2000000);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+
+  Message m = task_of(3);  // 3: a tensor of the wrong shape
+  m.metrics["num_samples"] = 10;
+  auto first = m.tensors.names().front();
+  m.tensors.set(first, torch::zeros({3, 3}));
+  ASSERT_TRUE(raw.send(3, encode_message(m, lossless, up_seed(5, 3, 0)), &ack).ok());
+  EXPECT_FALSE(ack.accepted());
+  EXPECT_NE(ack.reason().find("shape"), std::string::npos) << ack.reason();
+
+  m = task_of(4);  // 4: NaN
+  m.metrics["num_samples"] = 10;
+  m.tensors.at(first) = m.tensors.at(first) * std::nan("");
+  ASSERT_TRUE(raw.send(4, encode_message(m, lossless, up_seed(5, 4, 0)), &ack).ok());
+  EXPECT_FALSE(ack.accepted());
+  EXPECT_NE(ack.reason().find("non-finite"), std::string::npos) << ack.reason();
+
+  m = task_of(5);  // 5: decodes and passes the checks, but lacks tensors: aggregation drops it
+  Message empty;
+  empty.metrics["num_samples"] = 10;
+  ASSERT_TRUE(raw.send(5, encode_message(empty, lossless, up_seed(5, 5, 0)), &ack).ok());
+
+  m = task_of(6);  // 6: the stream carries more bytes than its header says
+  s = raw.send(6, std::string(5000, 'x'), &ack, 100);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+
+  // The server took none of it and finished the run with the honest client.
+  ASSERT_TRUE(exited_ok(procs.wait(server, 300))) << procs.logs();
+  ASSERT_TRUE(exited_ok(procs.wait(honest, 60))) << procs.logs();
+  auto rows = read_rows((dir / "out").string());
+  ASSERT_EQ(rows.size(), 6u);
+  for (int r = 0; r < 6; ++r) {
+    EXPECT_EQ(rows[r].at("replies"), 1) << "round " << r + 1;
+    EXPECT_EQ(rows[r].at("rejected"), 1) << "round " << r + 1;
+  }
+  EXPECT_GT(rows.back().at("accuracy"), 0.5);
+}
