@@ -1,0 +1,54 @@
+// FedGH (Yi et al., "FedGH: Heterogeneous Federated Learning with Generalized Global Header",
+// ACM MM 2023), following HtFLlib's FedGH (clientgh/servergh) for the details:
+// - Server: one global head (representation -> classes), initialised from client 0's zoo model
+//   (run seed). Sent to every sampled client and, for personalised evaluation, to every client.
+// - Client: replaces its head with the global head, trains its whole private model (train.*,
+//   model kept in ClientState, prefix "model."), then, in eval mode, computes the mean
+//   representation of each class present in its training data (the prototypes) and uploads
+//   them: tensors "protos" [K, feature_dim] and "labels" [K] (class ids as floats).
+// - Server: trains the global head on all received (prototype, label) pairs with plain SGD and
+//   cross-entropy, every pair weighted equally, for fedgh.server_epochs shuffled epochs of
+//   mini-batches of train.batch_size (as HtFLlib: the client batch size). Defaults are HtFLlib's:
+//   fedgh.server_lr = 1.0, fedgh.server_epochs = 1000 (cheap: a few hundred pairs at most; with
+//   a small lr the head barely moves, as the prototypes' norms are small).
+#pragma once
+#include "fedpp/algorithms/hetero.hpp"
+
+namespace fedpp {
+
+class FedGhServer : public ServerAlgorithm {
+ public:
+  explicit FedGhServer(const AlgorithmSetup& setup);
+  Message configure_fit(int64_t round, int64_t client_id) override;
+  void aggregate(int64_t round, const std::vector<Reply>& replies) override;
+  std::optional<Message> configure_evaluate(int64_t round, int64_t client_id) override;
+  Message save_state() const override;
+  void load_state(const Message& state) override;
+  NamedTensors global_head() const;
+
+ private:
+  uint64_t seed_;
+  TrainOptions server_;  // lr, epochs, batch size of the head training
+  ModelPtr model_;       // holds the global head (its extractor is unused)
+};
+
+class FedGhClient : public ClientAlgorithm {
+ public:
+  explicit FedGhClient(const AlgorithmSetup& setup);
+  Message fit(const Message& in, ClientContext& ctx) override;
+  Message evaluate(const Message& in, ClientContext& ctx) override;
+
+ private:
+  TrainOptions train_;
+  std::vector<std::string> models_;
+  PrivateModels cache_;
+};
+
+// Per-class mean of m.features(x) over `data` (eval mode, no grad): protos [K, D] and the K
+// present class ids (ascending) as a float tensor.
+std::pair<torch::Tensor, torch::Tensor> class_prototypes(Model& m, const Dataset& data,
+                                                         torch::Device device);
+
+AlgorithmInfo fedgh_info();
+
+}  // namespace fedpp

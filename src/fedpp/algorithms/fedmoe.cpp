@@ -1,0 +1,276 @@
+#include "fedpp/algorithms/fedmoe.hpp"
+
+#include <set>
+
+#include "fedpp/algorithms/fedavg.hpp"
+#include "fedpp/core/error.hpp"
+#include "fedpp/core/seed.hpp"
+
+namespace fedpp {
+
+MoeGateImpl::MoeGateImpl(int64_t input_dim, int64_t hidden, const std::string& norm)
+    : d_(input_dim), m_(hidden), norm_kind_(norm) {
+  if (norm == "layernorm")
+    ln_ = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d_})));
+  else if (norm == "batchnorm")
+    bn_ = register_module("norm", torch::nn::BatchNorm1d(d_));
+  fc1_ = register_module("fc1", torch::nn::Linear(d_, m_));
+  fc2_ = register_module("fc2", torch::nn::Linear(m_, 2));
+}
+
+torch::Tensor MoeGateImpl::forward(torch::Tensor x) {
+  x = x.flatten(1);
+  if (ln_) x = ln_->forward(x);
+  if (bn_) x = bn_->forward(x);
+  return torch::softmax(fc2_->forward(torch::sigmoid(fc1_->forward(x))), 1);
+}
+
+int64_t MoeGateImpl::macs_per_sample() const { return d_ * m_ + m_ * 2 + (ln_ || bn_ ? d_ : 0); }
+
+torch::Tensor MoeForward::weights(const torch::Tensor& x) const {
+  const int64_t b = x.size(0);
+  auto constant = [&](double ag) {
+    return torch::tensor({ag, 1.0 - ag}, x.options()).expand({b, 2});
+  };
+  switch (mix) {
+    case MoeMix::kGate: return gate->forward(x);
+    case MoeMix::kFixed: return constant(0.5);
+    case MoeMix::kLocalOnly: return constant(0.0);
+    case MoeMix::kGlobalOnly: return constant(1.0);
+  }
+  return {};
+}
+
+torch::Tensor MoeForward::operator()(const torch::Tensor& x, torch::Tensor* w_out) const {
+  auto w = weights(x);
+  if (w_out) *w_out = w;
+  torch::Tensor r;
+  // An expert with weight 0 by construction is not run (and so gets no gradient).
+  if (mix != MoeMix::kLocalOnly) r = w.select(1, 0).unsqueeze(1) * global->features(x);
+  if (mix != MoeMix::kGlobalOnly) {
+    auto l = w.select(1, 1).unsqueeze(1) * local->features(x);
+    r = r.defined() ? r + l : l;
+  }
+  return local->head(r);
+}
+
+namespace {
+
+struct GlobalExpertSpec {
+  std::string name;
+  ModelPtr model;
+};
+
+// Reads fedmoe.global_expert, builds it from `seed` and checks that its representation has the
+// size of every client model's.
+GlobalExpertSpec make_global_expert(const AlgorithmSetup& s, const std::vector<std::string>& models,
+                               uint64_t seed) {
+  GlobalExpertSpec g;
+  g.name = s.cfg.get_choice("fedmoe.global_expert", "cnn5", model_names());
+  g.model = make_model_seeded(g.name, s.spec, seed);
+  for (const auto& name : std::set<std::string>(models.begin(), models.end())) {
+    auto m = make_model(name, s.spec);
+    FEDPP_CHECK(m->feature_dim() == g.model->feature_dim(),
+                "fedmoe.global_expert = \"" + g.name + "\" emits " +
+                    std::to_string(g.model->feature_dim()) + "-d representations but client "
+                    "model '" + name + "' emits " + std::to_string(m->feature_dim()) +
+                    "-d; choose a global expert (or hetero.models) with equal feature_dim");
+  }
+  return g;
+}
+
+struct ClientOptions {
+  MoeMix mix = MoeMix::kGate;
+  double gate_lr = 0.0;
+  int64_t gate_hidden = 128;
+  std::string gate_norm;
+};
+
+ClientOptions read_client_options(const Config& cfg) {
+  ClientOptions o;
+  auto mix = cfg.get_choice("fedmoe.mix", "gate", {"gate", "fixed", "local_only", "global_only"});
+  o.mix = mix == "gate"         ? MoeMix::kGate
+          : mix == "fixed"      ? MoeMix::kFixed
+          : mix == "local_only" ? MoeMix::kLocalOnly
+                                : MoeMix::kGlobalOnly;
+  o.gate_lr = cfg.get_double("fedmoe.gate_lr", 0.0, 0.0, 1e3);
+  o.gate_hidden = cfg.get_int("fedmoe.gate_hidden", 128, 1, 1 << 20);
+  o.gate_norm = cfg.get_choice("fedmoe.gate_norm", "layernorm", {"layernorm", "batchnorm", "none"});
+  return o;
+}
+
+std::vector<std::string> names_of(const NamedTensors& t) { return t.names(); }
+
+void check_expert(const NamedTensors& got, const std::vector<std::string>& want,
+                  const std::string& what) {
+  FEDPP_CHECK(got.names() == want, what + " does not hold the global expert's tensors (" +
+                                       std::to_string(got.size()) + " tensors, expected " +
+                                       std::to_string(want.size()) +
+                                       "); server and client must use the same "
+                                       "fedmoe.global_expert");
+}
+
+}  // namespace
+
+FedMoeServer::FedMoeServer(const AlgorithmSetup& setup) {
+  auto models = client_models(setup.cfg, setup.num_clients);
+  auto g = make_global_expert(setup, models, derive_seed(setup.seed, Purpose::kInit, {0}));
+  global_ = feature_state(*g.model).clone();
+  read_client_options(setup.cfg);  // validated here too, so a server-only process accepts them
+}
+
+Message FedMoeServer::configure_fit(int64_t, int64_t) {
+  Message m;
+  m.tensors = global_;
+  return m;
+}
+
+void FedMoeServer::aggregate(int64_t, const std::vector<Reply>& replies) {
+  if (replies.empty()) return;
+  global_ = weighted_average(replies, global_);
+}
+
+std::optional<Message> FedMoeServer::configure_evaluate(int64_t, int64_t) {
+  Message m;
+  m.tensors = global_;
+  return m;
+}
+
+Message FedMoeServer::save_state() const {
+  Message m;
+  m.tensors = global_;
+  return m;
+}
+
+void FedMoeServer::load_state(const Message& state) {
+  check_expert(state.tensors, names_of(global_), "the checkpoint");
+  for (const auto& [name, t] : global_)
+    FEDPP_CHECK(state.tensors.at(name).sizes() == t.sizes(),
+                "checkpoint tensor '" + name + "' has another shape than the global expert");
+  global_ = state.tensors.clone();
+}
+
+FedMoeClient::FedMoeClient(const AlgorithmSetup& setup)
+    : setup_(setup),
+      train_(TrainOptions::from_config(setup.cfg)),
+      models_(client_models(setup.cfg, setup.num_clients)),
+      locals_(setup.spec, setup.seed, setup.device) {
+  auto o = read_client_options(setup.cfg);
+  mix_ = o.mix;
+  gate_lr_ = o.gate_lr;
+  gate_hidden_ = o.gate_hidden;
+  gate_norm_ = o.gate_norm;
+  global_ = make_global_expert(setup, models_, 0).model;  // weights arrive with every message
+  global_->to(setup.device);
+  global_names_ = feature_state(*global_).names();
+  int64_t d = 1;
+  for (auto s : setup.spec.input_shape) d *= s;
+  gate_ = MoeGate(d, gate_hidden_, gate_norm_);
+  gate_->to(setup.device);
+}
+
+MoeForward FedMoeClient::load(const Message& in, const ClientContext& ctx) {
+  check_expert(in.tensors, global_names_, "the server's message");
+  load_module_state(*global_, in.tensors, /*strict=*/false);
+  const ClientState& state = *ctx.state;
+  MoeForward moe;
+  moe.global = global_.get();
+  moe.local = &locals_.get(model_of(models_, ctx.client_id), ctx.client_id, state, "local.");
+  if (has_private(state, "gate.")) {
+    load_private(*gate_, state, "gate.");
+  } else {
+    MoeGate fresh{nullptr};
+    int64_t d = 1;
+    for (auto s : setup_.spec.input_shape) d *= s;
+    with_seeded_torch(private_init_seed(setup_.seed, ctx.client_id, 1),
+                      [&] { fresh = MoeGate(d, gate_hidden_, gate_norm_); });
+    load_module_state(*gate_, module_state(*fresh));
+  }
+  moe.gate = gate_.get();
+  moe.mix = mix_;
+  return moe;
+}
+
+FedMoeClient::Eval FedMoeClient::evaluate_mixture(const MoeForward& moe,
+                                                  const Dataset& test) const {
+  moe.global->eval();
+  moe.local->eval();
+  moe.gate->eval();
+  const auto dev = setup_.device;
+  double gate_sum = 0.0;
+  Eval e;
+  e.stats = evaluate_logits(test, [&](const torch::Tensor& x) {
+    torch::Tensor w;
+    auto logits = moe(x.to(dev), &w);
+    gate_sum += w.select(1, 0).sum().item<double>();
+    return logits.cpu();
+  });
+  e.gate_global = e.stats.samples > 0 ? gate_sum / static_cast<double>(e.stats.samples) : 0.0;
+  return e;
+}
+
+Message FedMoeClient::fit(const Message& in, ClientContext& ctx) {
+  auto moe = load(in, ctx);
+  moe.global->train();
+  moe.local->train();
+  moe.gate->train();
+  // Unused parts (G's head, an expert an ablation switches off) get no gradient; SGD skips them.
+  std::vector<torch::Tensor> params = moe.global->parameters();
+  for (const auto& p : moe.local->parameters()) params.push_back(p);
+  auto opt = make_sgd(params, train_);
+  if (mix_ == MoeMix::kGate) {
+    auto gate_opts = std::make_unique<torch::optim::SGDOptions>(
+        torch::optim::SGDOptions(gate_lr_ > 0 ? gate_lr_ : train_.lr)
+            .momentum(train_.momentum)
+            .weight_decay(train_.weight_decay));
+    opt->add_param_group(torch::optim::OptimizerParamGroup(moe.gate->parameters(),
+                                                           std::move(gate_opts)));
+  }
+  const auto dev = ctx.device;
+  auto stats = train_epochs(ctx.data->train, train_, ctx.seed, *opt,
+                            [&](const torch::Tensor& x, const torch::Tensor& y,
+                                const torch::Tensor&) {
+                              return torch::nn::functional::cross_entropy(moe(x.to(dev)),
+                                                                          y.to(dev));
+                            });
+  save_private(*moe.local, *ctx.state, "local.");
+  save_private(*moe.gate, *ctx.state, "gate.");
+  auto after = evaluate_mixture(moe, ctx.data->test);
+
+  Message out;
+  out.tensors = feature_state(*moe.global).clone();
+  const double g = static_cast<double>(moe.global->feature_macs_per_sample());
+  const double l = static_cast<double>(moe.local->macs_per_sample());
+  const double l_head = l - static_cast<double>(moe.local->feature_macs_per_sample());
+  const double h = static_cast<double>(moe.gate->macs_per_sample());
+  const double fwd = mix_ == MoeMix::kGate        ? g + l + h
+                     : mix_ == MoeMix::kFixed     ? g + l
+                     : mix_ == MoeMix::kLocalOnly ? l
+                                                  : g + l_head;
+  out.metrics["num_samples"] = static_cast<double>(ctx.data->train.size());
+  out.metrics["train_loss"] = stats.loss;
+  out.metrics["client_macs"] = 3.0 * fwd * static_cast<double>(stats.samples);
+  out.metrics["personal_accuracy_after_fit"] = after.stats.accuracy;
+  out.metrics["gate_global_weight"] = after.gate_global;
+  return out;
+}
+
+Message FedMoeClient::evaluate(const Message& in, ClientContext& ctx) {
+  auto moe = load(in, ctx);
+  auto e = evaluate_mixture(moe, ctx.data->test);
+  Message out;
+  out.metrics = {{"accuracy", e.stats.accuracy},
+                 {"loss", e.stats.loss},
+                 {"num_samples", static_cast<double>(e.stats.samples)},
+                 {"gate_global_weight", e.gate_global}};
+  return out;
+}
+
+AlgorithmInfo fedmoe_info() {
+  return {"fedmoe",
+          "FedMoE: private heterogeneous expert + shared global expert mixed by a per-sample gate",
+          true, [](const AlgorithmSetup& s) { return std::make_unique<FedMoeServer>(s); },
+          [](const AlgorithmSetup& s) { return std::make_unique<FedMoeClient>(s); }};
+}
+
+}  // namespace fedpp

@@ -1,0 +1,105 @@
+// FedMoE / pFedMoE (Yi et al., arXiv 2402.01350): model-heterogeneous personalised FL with a
+// per-client mixture of two experts (specification: methods/fedmoe.md).
+//
+// Client k: local expert F_k = features() of its own zoo model (hetero.hpp), global expert G =
+// features() of zoo model fedmoe.global_expert (default cnn5, shared), gate H_k = flattened raw
+// input -> norm -> Linear(d, m) -> Sigmoid -> Linear(m, 2) -> Softmax, head P_k = its own
+// model's head. r = a_g * G(x) + a_l * F_k(x); logits = P_k(r). All four are trained together
+// on one cross-entropy loss (train.*; optional fedmoe.gate_lr). Only G's feature tensors and
+// num_samples travel up; the server averages G by sample count. F_k, P_k and H_k stay in the
+// client's ClientState (prefixes "local." and "gate.").
+//
+// Config keys: fedmoe.global_expert (zoo name; its feature_dim must equal every client model's),
+// fedmoe.gate_norm (layernorm|batchnorm|none, default layernorm), fedmoe.gate_hidden (m, 128),
+// fedmoe.gate_lr (0 = train.lr), fedmoe.mix (gate | fixed | local_only | global_only), plus
+// hetero.* and train.*.
+// Fit metrics: num_samples, train_loss, client_macs, personal_accuracy_after_fit (test accuracy
+// of the MoE with the freshly trained G), gate_global_weight (mean a_g over the test split).
+// Evaluate metrics: accuracy, loss, num_samples, gate_global_weight (with the received G).
+#pragma once
+#include <memory>
+#include <string>
+
+#include "fedpp/algorithms/hetero.hpp"
+#include "fedpp/fl/training.hpp"
+
+namespace fedpp {
+
+// The gate H_k. forward: x [B, ...] (flattened inside) -> weights [B, 2] = (a_g, a_l), rows
+// summing to 1.
+class MoeGateImpl : public torch::nn::Module {
+ public:
+  MoeGateImpl(int64_t input_dim, int64_t hidden, const std::string& norm);
+  torch::Tensor forward(torch::Tensor x);
+  // Multiply-adds of one forward pass of one sample.
+  int64_t macs_per_sample() const;
+
+ private:
+  int64_t d_, m_;
+  std::string norm_kind_;
+  torch::nn::LayerNorm ln_{nullptr};
+  torch::nn::BatchNorm1d bn_{nullptr};
+  torch::nn::Linear fc1_{nullptr}, fc2_{nullptr};
+};
+TORCH_MODULE(MoeGate);
+
+// How the two experts are mixed (fedmoe.mix).
+enum class MoeMix { kGate, kFixed, kLocalOnly, kGlobalOnly };
+
+// One client's mixture, built from modules it does not own (the worker's caches).
+struct MoeForward {
+  Model* global = nullptr;  // G: features() used
+  Model* local = nullptr;   // F_k and P_k: features() and head() used
+  MoeGateImpl* gate = nullptr;  // H_k (used only when mix == kGate)
+  MoeMix mix = MoeMix::kGate;
+  // Mixing weights [B, 2] (a_g, a_l) for input x.
+  torch::Tensor weights(const torch::Tensor& x) const;
+  // logits = head(a_g * G(x) + a_l * F(x)); *w_out receives the weights when given.
+  torch::Tensor operator()(const torch::Tensor& x, torch::Tensor* w_out = nullptr) const;
+};
+
+class FedMoeServer : public ServerAlgorithm {
+ public:
+  explicit FedMoeServer(const AlgorithmSetup& setup);
+  Message configure_fit(int64_t round, int64_t client_id) override;
+  void aggregate(int64_t round, const std::vector<Reply>& replies) override;
+  std::optional<Message> configure_evaluate(int64_t round, int64_t client_id) override;
+  Message save_state() const override;
+  void load_state(const Message& state) override;
+  const NamedTensors& global_expert() const { return global_; }
+
+ private:
+  NamedTensors global_;  // G's feature-extractor tensors (owned)
+};
+
+class FedMoeClient : public ClientAlgorithm {
+ public:
+  explicit FedMoeClient(const AlgorithmSetup& setup);
+  Message fit(const Message& in, ClientContext& ctx) override;
+  Message evaluate(const Message& in, ClientContext& ctx) override;
+
+ private:
+  // The client's mixture with G from `in` and private parts from ctx.state (or fresh).
+  MoeForward load(const Message& in, const ClientContext& ctx);
+  struct Eval {
+    EvalStats stats;
+    double gate_global = 0.0;
+  };
+  Eval evaluate_mixture(const MoeForward& moe, const Dataset& test) const;
+
+  AlgorithmSetup setup_;
+  TrainOptions train_;
+  std::vector<std::string> models_;  // zoo model of every client
+  MoeMix mix_;
+  double gate_lr_;
+  int64_t gate_hidden_;
+  std::string gate_norm_;
+  ModelPtr global_;                  // this worker's G (weights arrive with every message)
+  std::vector<std::string> global_names_;
+  MoeGate gate_{nullptr};            // this worker's gate (weights from the client's state)
+  PrivateModels locals_;
+};
+
+AlgorithmInfo fedmoe_info();
+
+}  // namespace fedpp
