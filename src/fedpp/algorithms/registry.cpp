@@ -1,5 +1,15 @@
 // The algorithm registry: one line per algorithm.
+#include "fedpp/algorithms/fd.hpp"
 #include "fedpp/algorithms/fedavg.hpp"
+#include "fedpp/algorithms/feddropout.hpp"
+#include "fedpp/algorithms/fedgh.hpp"
+#include "fedpp/algorithms/fedgkt.hpp"
+#include "fedpp/algorithms/fedkd.hpp"
+#include "fedpp/algorithms/fedmoe.hpp"
+#include "fedpp/algorithms/fedproto.hpp"
+#include "fedpp/algorithms/fml.hpp"
+#include "fedpp/algorithms/lgfedavg.hpp"
+#include "fedpp/algorithms/standalone.hpp"
 #include "fedpp/core/error.hpp"
 
 #include <deque>
@@ -12,6 +22,16 @@ std::vector<AlgorithmInfo> builtin() {
   return {
       fedavg_info(),
       fedprox_info(),
+      feddropout_info(),
+      fedmoe_info(),
+      standalone_info(),
+      lgfedavg_info(),
+      fedgh_info(),
+      fedproto_info(),
+      fd_info(),
+      fml_info(),
+      fedkd_info(),
+      fedgkt_info(),
   };
 }
 
