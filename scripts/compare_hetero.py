@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 
-METHODS = ["fedmoe", "standalone", "lgfedavg", "fedgh"]
+METHODS = ["fedmoe", "standalone", "lgfedavg", "fedgh", "fedproto", "fd", "fml", "fedkd"]
 ALL_SETTINGS = [f"{p}-N{n}-{m}" for m, p, n in
                 itertools.product(["het", "hom"], ["pat", "dir"], [10, 50, 100])]
 FRACTION = {10: 1.0, 50: 0.2, 100: 0.1}

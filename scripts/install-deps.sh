@@ -11,5 +11,6 @@ $SUDO apt-get install -y -q --no-install-recommends \
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libspdlog-dev \
   libgtest-dev libgmock-dev libbenchmark-dev \
-  zlib1g-dev libpng-dev openssl gnuplot-nox \
+  zlib1g-dev libpng-dev libssl-dev openssl gnuplot-nox \
+  clang libclang-rt-14-dev \
   dataset-fashion-mnist

@@ -110,16 +110,13 @@ std::string ServerLoop::accept_reply(int64_t client, const std::string& bytes) {
   std::string reason;
   try {
     Message m = decode_message(bytes, up_seed(opt_.seed, round_, client), &it->second.tensors);
+    const auto n = m.metrics.find("num_samples");
     reason = shape_mismatch(m.tensors, it->second.tensors);
-    if (!reason.empty())
-      ;  // reason says which tensor
-    else if (!m.tensors.all_finite())
+    if (reason.empty() && !m.tensors.all_finite())
       reason = "non-finite values (NaN or Inf) in its update";
-    else if (!m.metrics.count("num_samples") || !std::isfinite(m.metrics.at("num_samples")) ||
-             m.metrics.at("num_samples") < 0)
+    if (reason.empty() && (n == m.metrics.end() || !std::isfinite(n->second) || n->second < 0))
       reason = "no valid num_samples metric";
-    else
-      replies_[client] = Reply{client, std::move(m)};
+    if (reason.empty()) replies_[client] = Reply{client, std::move(m)};
   } catch (const Error& e) {
     reason = e.what();
   }
