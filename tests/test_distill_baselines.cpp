@@ -213,8 +213,11 @@ TEST(Distill, UploadsOnlyWhatEachMethodShares) {
     ClientState st;
     auto f = fit_once(info, setup, *server, *data, 0, st);
     EXPECT_EQ(names_of(f.sent.tensors), cnn5.names()) << algo;
-    EXPECT_EQ(names_of(f.reply.tensors), cnn5.names()) << algo;
-    for (const auto& [name, t] : cnn5) EXPECT_EQ(f.reply.tensors.at(name).sizes(), t.sizes());
+    // FedKD uploads the student's update under "update.<name>" (FML: the model itself).
+    const auto up = algo == "fedkd" ? f.reply.tensors.with_prefix("update.", true) : f.reply.tensors;
+    EXPECT_EQ(up.size(), f.reply.tensors.size()) << algo;
+    EXPECT_EQ(names_of(up), cnn5.names()) << algo;
+    for (const auto& [name, t] : cnn5) EXPECT_EQ(up.at(name).sizes(), t.sizes());
     // Client 0 uses cnn4 privately: its weights stay in the state, never in the reply.
     EXPECT_TRUE(st.tensors.contains("model.fc1.weight")) << algo;
     EXPECT_EQ(st.tensors.at("model.fc1.weight").size(0), 800) << algo;
@@ -229,7 +232,7 @@ TEST(Distill, UploadsOnlyWhatEachMethodShares) {
     EXPECT_NEAR(f.sent.metric("svd_energy"), 0.5, 1e-12);
     // Energy grows linearly to fedkd.energy_end (0.98) over the 3 rounds.
     EXPECT_NEAR(server->configure_fit(3, 1).metric("svd_energy"), 0.5 + 2.0 / 3.0 * 0.48, 1e-12);
-    EXPECT_TRUE(f.reply.tensors.contains("fc1.weight.svd_us"));
+    EXPECT_TRUE(f.reply.tensors.contains("update.fc1.weight.svd_us"));
     EXPECT_FALSE(f.reply.tensors.contains("fc1.weight"));
     EXPECT_LT(f.reply.tensors.numel(), cnn5.numel() / 2);
     EXPECT_NEAR(f.reply.metric("upload_fraction"),
@@ -240,7 +243,7 @@ TEST(Distill, UploadsOnlyWhatEachMethodShares) {
     server->aggregate(1, {{1, f.reply}});
     auto after = server->save_state().tensors;
     // The new student is the old one plus the recovered update.
-    auto upd = svd_recover(f.reply.tensors, before);
+    auto upd = svd_recover(f.reply.tensors.with_prefix("update.", true), before);
     EXPECT_TRUE(torch::allclose(after.at("fc1.weight"),
                                 before.at("fc1.weight") + upd.at("fc1.weight")));
     EXPECT_FALSE(torch::equal(after.at("fc1.weight"), before.at("fc1.weight")));

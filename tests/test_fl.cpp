@@ -67,16 +67,24 @@ TEST(Wire, LosslessRoundTripWithMetricsAndConfig) {
   EXPECT_LE(bytes.size(), 12u * 4u + 5u * 8u + 200u);
 }
 
-TEST(Wire, DeltaAgainstReference) {
+TEST(Wire, LossyPipelinesSendUpdatesAgainstTheReference) {
   NamedTensors ref;
   ref.set("w", torch::full({100}, 3.0f));
   Message m;
   m.tensors.set("w", torch::full({100}, 3.5f));
-  Pipeline p;
-  auto bytes = encode_message(m, p, 1, &ref);
+  CodecSpec lossy;
+  lossy.bits = 8;
+  lossy.min_elements = 0;
+  auto bytes = encode_message(m, Pipeline(lossy), 1, &ref);
   auto back = decode_message(bytes, 1, &ref);
+  // The update (0.5 everywhere) is constant, so 8-bit quantisation carries it exactly.
   EXPECT_TRUE(torch::allclose(back.tensors.at("w"), m.tensors.at("w")));
   EXPECT_THROW(decode_message(bytes, 1, nullptr), Error);  // update without its reference
+  // Lossless pipelines send the values themselves, bit-exact and in their own dtype.
+  m.tensors.set("w", torch::rand({100}, torch::kDouble));
+  ref.set("w", torch::rand({100}, torch::kDouble));
+  auto plain = decode_message(encode_message(m, Pipeline(), 1, &ref), 1, nullptr);
+  EXPECT_TRUE(torch::equal(plain.tensors.at("w"), m.tensors.at("w")));
 }
 
 TEST(Wire, MalformedBytesRejected) {

@@ -19,7 +19,7 @@ FdClient::FdClient(const AlgorithmSetup& setup)
       cache_(setup.spec, setup.seed, setup.device) {}
 
 Message FdClient::fit(const Message& in, ClientContext& ctx) {
-  Model& model = cache_.get(models_.at(ctx.client_id), ctx.client_id, *ctx.state, kPrefix);
+  Model& model = cache_.get(model_of(models_, ctx.client_id), ctx.client_id, *ctx.state, kPrefix);
   std::optional<ClassMeans> global;
   if (in.tensors.contains(kLogits)) global = ClassMeans::get(in.tensors, kLogits, classes_);
   model.train();
@@ -52,7 +52,7 @@ Message FdClient::fit(const Message& in, ClientContext& ctx) {
 }
 
 Message FdClient::evaluate(const Message&, ClientContext& ctx) {
-  Model& model = cache_.get(models_.at(ctx.client_id), ctx.client_id, *ctx.state, kPrefix);
+  Model& model = cache_.get(model_of(models_, ctx.client_id), ctx.client_id, *ctx.state, kPrefix);
   model.eval();
   return evaluation_reply(evaluate_logits(ctx.data->test, [&](const torch::Tensor& x) {
     return model.forward(x.to(ctx.device)).cpu();

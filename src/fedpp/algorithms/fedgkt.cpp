@@ -115,7 +115,7 @@ FedGktServer::FedGktServer(const AlgorithmSetup& setup)
     : setup_(setup),
       opt_(GktOptions::from_config(setup.cfg)),
       plateau_(opt_.server_lr_factor, opt_.server_lr_patience) {
-  auto client = std::dynamic_pointer_cast<ResNet8>(make_model("resnet8", setup.spec));
+  auto client = std::dynamic_pointer_cast<ResNet8>(make_model_seeded("resnet8", setup.spec, 0));
   FEDPP_CHECK(client, "model 'resnet8' is not a ResNet8");
   map_shape_ = client->feature_map_shape();
   model_ = make_model_seeded(opt_.server_model, ModelSpec{map_shape_, setup.spec.num_classes},
@@ -141,6 +141,11 @@ Message FedGktServer::configure_fit(int64_t, int64_t client_id) {
 
 void FedGktServer::aggregate(int64_t round, const std::vector<Reply>& replies) {
   const int64_t classes = setup_.spec.num_classes;
+  // Every reply is checked before any enters the cache, so a bad one changes nothing.
+  std::vector<std::pair<int64_t, CacheEntry>> entries;
+  auto labels_ok = [&](const torch::Tensor& y) {
+    return y.numel() == 0 || (y.min().item<int64_t>() >= 0 && y.max().item<int64_t>() < classes);
+  };
   for (const auto& r : replies) {
     const auto& m = r.message;
     const int64_t k = r.client_id;
@@ -168,8 +173,12 @@ void FedGktServer::aggregate(int64_t round, const std::vector<Reply>& replies) {
                       c10::str(e.test_features.sizes()) + " for " +
                       str(e.test_labels.numel()) + " labels");
     }
-    cache_->put(k, std::move(e));
+    FEDPP_CHECK(labels_ok(e.labels) && (!e.test_labels.defined() || labels_ok(e.test_labels)),
+                "FedGKT reply of client " + str(k) + " has labels outside [0, " + str(classes) +
+                    ")");
+    entries.emplace_back(k, std::move(e));
   }
+  for (auto& [k, e] : entries) cache_->put(k, std::move(e));
   if (replies.empty() || cache_->size() == 0) return;
   train_server(round);
   compute_logits();
@@ -201,12 +210,12 @@ void FedGktServer::train_server(int64_t round) {
         if (opt_.server_kd)
           loss = kd_loss(z_s, en.client_logits.index_select(0, bi).to(dev), opt_.temperature) +
                  opt_.alpha * loss;
-        adam_->zero_grad();
-        loss.backward();
-        adam_->step();
         const double lv = loss.item<double>();
         FEDPP_CHECK(std::isfinite(lv), "FedGKT server training loss became non-finite (" +
                                            std::to_string(lv) + "); lower fedgkt.server_lr");
+        adam_->zero_grad();
+        loss.backward();
+        adam_->step();
         sum += lv * static_cast<double>(end - start);
         seen += end - start;
       }

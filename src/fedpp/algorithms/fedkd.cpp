@@ -6,6 +6,11 @@
 namespace fedpp {
 
 namespace {
+const std::string kUpdatePrefix = "update.";  // uploaded tensors: the student's update
+}  // namespace
+
+
+namespace {
 constexpr const char* kPrefix = "model.";
 constexpr const char* kAdapter = "wh.";
 }  // namespace
@@ -86,7 +91,7 @@ void FedKdServer::aggregate(int64_t, const std::vector<Reply>& replies) {
   for (const auto& r : replies) {
     Reply u = r;
     try {
-      u.message.tensors = svd_recover(r.message.tensors, global_);
+      u.message.tensors = svd_recover(r.message.tensors.with_prefix(kUpdatePrefix, true), global_);
     } catch (const Error& e) {
       throw Error("client " + std::to_string(r.client_id) + ": " + e.what());
     }
@@ -114,7 +119,7 @@ FedKdClient::FedKdClient(const AlgorithmSetup& setup)
 Message FedKdClient::fit(const Message& in, ClientContext& ctx) {
   load_module_state(*student_, in.tensors);
   auto received = module_state(*student_).clone();
-  Model& teacher = cache_.get(models_.at(ctx.client_id), ctx.client_id, *ctx.state, kPrefix);
+  Model& teacher = cache_.get(model_of(models_, ctx.client_id), ctx.client_id, *ctx.state, kPrefix);
   const auto dev = ctx.device;
   torch::nn::Linear adapter{nullptr};
   with_seeded_torch(private_init_seed(run_seed_, ctx.client_id, 1), [&] {
@@ -150,7 +155,10 @@ Message FedKdClient::fit(const Message& in, ClientContext& ctx) {
     update.set(name, w.is_floating_point() ? (w - received.at(name)).cpu().contiguous()
                                            : w.cpu().clone());
   Message out;
-  out.tensors = svd_ ? svd_compress(update, in.metric_or("svd_energy", 1.0)) : update;
+  // Under its own names: the wire would otherwise send a tensor named like a received weight as
+  // the difference from that weight (it is already a difference).
+  out.tensors = (svd_ ? svd_compress(update, in.metric_or("svd_energy", 1.0)) : update)
+                    .add_prefix(kUpdatePrefix);
   out.metrics["num_samples"] = static_cast<double>(ctx.data->train.size());
   out.metrics["train_loss"] = stats.loss;
   const double adapter_macs =
@@ -166,7 +174,7 @@ Message FedKdClient::fit(const Message& in, ClientContext& ctx) {
 }
 
 Message FedKdClient::evaluate(const Message&, ClientContext& ctx) {
-  Model& teacher = cache_.get(models_.at(ctx.client_id), ctx.client_id, *ctx.state, kPrefix);
+  Model& teacher = cache_.get(model_of(models_, ctx.client_id), ctx.client_id, *ctx.state, kPrefix);
   teacher.eval();
   return evaluation_reply(evaluate_logits(ctx.data->test, [&](const torch::Tensor& x) {
     return teacher.forward(x.to(ctx.device)).cpu();

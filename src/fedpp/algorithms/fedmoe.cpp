@@ -69,7 +69,7 @@ GlobalExpertSpec make_global_expert(const AlgorithmSetup& s, const std::vector<s
   g.name = s.cfg.get_choice("fedmoe.global_expert", "cnn5", model_names());
   g.model = make_model_seeded(g.name, s.spec, seed);
   for (const auto& name : std::set<std::string>(models.begin(), models.end())) {
-    auto m = make_model(name, s.spec);
+    auto m = make_model_seeded(name, s.spec, 0);
     FEDPP_CHECK(m->feature_dim() == g.model->feature_dim(),
                 "fedmoe.global_expert = \"" + g.name + "\" emits " +
                     std::to_string(g.model->feature_dim()) + "-d representations but client "

@@ -37,7 +37,7 @@ FedProtoClient::FedProtoClient(const AlgorithmSetup& setup)
       cache_(setup.spec, setup.seed, setup.device) {}
 
 Message FedProtoClient::fit(const Message& in, ClientContext& ctx) {
-  Model& model = cache_.get(models_.at(ctx.client_id), ctx.client_id, *ctx.state, kPrefix);
+  Model& model = cache_.get(model_of(models_, ctx.client_id), ctx.client_id, *ctx.state, kPrefix);
   std::optional<ClassMeans> global;
   if (in.tensors.contains(kProtos)) global = ClassMeans::get(in.tensors, kProtos, classes_);
   model.train();
@@ -70,7 +70,7 @@ Message FedProtoClient::fit(const Message& in, ClientContext& ctx) {
 }
 
 Message FedProtoClient::evaluate(const Message& in, ClientContext& ctx) {
-  Model& model = cache_.get(models_.at(ctx.client_id), ctx.client_id, *ctx.state, kPrefix);
+  Model& model = cache_.get(model_of(models_, ctx.client_id), ctx.client_id, *ctx.state, kPrefix);
   model.eval();
   const auto dev = ctx.device;
   if (prototype_inference_ && in.tensors.contains(kProtos)) {

@@ -60,7 +60,7 @@ FmlClient::FmlClient(const AlgorithmSetup& setup)
 
 Message FmlClient::fit(const Message& in, ClientContext& ctx) {
   load_module_state(*meme_, in.tensors);
-  Model& priv = cache_.get(models_.at(ctx.client_id), ctx.client_id, *ctx.state, kPrefix);
+  Model& priv = cache_.get(model_of(models_, ctx.client_id), ctx.client_id, *ctx.state, kPrefix);
   priv.train();
   meme_->train();
   auto params = priv.parameters();
@@ -89,7 +89,7 @@ Message FmlClient::fit(const Message& in, ClientContext& ctx) {
 }
 
 Message FmlClient::evaluate(const Message&, ClientContext& ctx) {
-  Model& priv = cache_.get(models_.at(ctx.client_id), ctx.client_id, *ctx.state, kPrefix);
+  Model& priv = cache_.get(model_of(models_, ctx.client_id), ctx.client_id, *ctx.state, kPrefix);
   priv.eval();
   return evaluation_reply(evaluate_logits(ctx.data->test, [&](const torch::Tensor& x) {
     return priv.forward(x.to(ctx.device)).cpu();

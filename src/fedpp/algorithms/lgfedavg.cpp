@@ -14,7 +14,7 @@ NamedTensors shared_head_init(const AlgorithmSetup& setup, const std::vector<std
   auto first = make_model_seeded(models[0], setup.spec, seed);
   auto head = head_state(*first).clone();
   for (const auto& name : std::set<std::string>(models.begin(), models.end())) {
-    auto m = make_model(name, setup.spec);
+    auto m = make_model_seeded(name, setup.spec, 0);
     auto h = head_state(*m);
     bool same = h.names() == head.names();
     for (const auto& [n, t] : h) same = same && head.contains(n) && head.at(n).sizes() == t.sizes();

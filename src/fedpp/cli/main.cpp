@@ -111,6 +111,9 @@ int main(int argc, char** argv) {
   } catch (const c10::Error& e) {
     std::fprintf(stderr, "fedpp: error: %s\n", e.what_without_backtrace());
     return 2;
+  } catch (const std::exception& e) {  // file system, allocation, ...: still one line, no abort
+    std::fprintf(stderr, "fedpp: error: %s\n", e.what());
+    return 2;
   }
   return 0;
 }

@@ -64,8 +64,8 @@ struct AlgorithmSetup {
 // A ClientAlgorithm serves many clients, one at a time: everything client-specific lives in the
 // context (data, private state). The simulation builds one instance per worker thread.
 // Reply metrics the runtimes understand: "num_samples" (required), "client_macs" (multiply-adds
-// this fit cost the client), "train_loss"; every numeric metric is also averaged over the
-// replies (weighted by num_samples) into the round's results as "fit_<name>".
+// this fit cost the client), "train_loss"; every other numeric metric is also averaged over the
+// replies (a plain mean over clients) into the round's results as "fit_<name>".
 class ClientAlgorithm {
  public:
   virtual ~ClientAlgorithm() = default;

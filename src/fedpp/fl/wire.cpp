@@ -26,7 +26,9 @@ std::string encode_message(const Message& m, const Pipeline& pipeline, uint64_t 
     wt->set_name(name);
     for (int64_t s : t.sizes()) wt->add_shape(s);
     torch::Tensor value = t.detach().cpu();
-    if (is_delta_of(value, reference, name)) {
+    // Lossless pipelines send values as they are (bit-exact, dtype kept); lossy ones compress
+    // the update, which is much smaller than the value.
+    if (!pipeline.spec().lossless() && is_delta_of(value, reference, name)) {
       value = value.to(torch::kFloat) - reference->at(name).to(torch::kFloat);
       wt->set_delta(true);
     }

@@ -1,8 +1,10 @@
 // The wire format of a Message (proto/fedpp.proto, version kWireVersion): the same bytes in
 // simulation (where they are only counted) and in deployment (where they cross the network).
-// Tensors are encoded by a codec Pipeline; with a `reference` (what the sender received from the
-// other side this round), a float tensor of the same name and shape travels as the difference
-// from it (the "update"), which is what lossy up-link compression compresses.
+// Tensors are encoded by a codec Pipeline; with a lossy pipeline and a `reference` (what the
+// sender received from the other side this round), a float tensor of the same name and shape
+// travels as the difference from it (the "update"), which is what lossy up-link compression
+// compresses. An algorithm that uploads something other than new values of received tensors
+// gives it other names.
 #pragma once
 #include <cstdint>
 #include <string>
