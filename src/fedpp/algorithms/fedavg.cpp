@@ -1,5 +1,7 @@
 #include "fedpp/algorithms/fedavg.hpp"
 
+#include "fedpp/algorithms/hetero.hpp"  // evaluate_reply
+
 #include "fedpp/core/error.hpp"
 #include "fedpp/core/seed.hpp"
 
@@ -114,14 +116,7 @@ Message FedAvgClient::fit(const Message& in, ClientContext& ctx) {
 
 Message FedAvgClient::evaluate(const Message& in, ClientContext& ctx) {
   load_module_state(*model_, in.tensors);
-  model_->eval();
-  auto s = evaluate_logits(ctx.data->test, [&](const torch::Tensor& x) {
-    return model_->forward(x.to(ctx.device)).cpu();
-  });
-  Message out;
-  out.metrics = {{"accuracy", s.accuracy}, {"loss", s.loss},
-                 {"num_samples", static_cast<double>(s.samples)}};
-  return out;
+  return evaluate_reply(*model_, ctx);
 }
 
 AlgorithmInfo fedavg_info() {

@@ -1,5 +1,7 @@
 #include "fedpp/algorithms/fedgkt.hpp"
 
+#include "fedpp/algorithms/hetero.hpp"  // evaluate_reply
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -435,14 +437,7 @@ Message FedGktClient::fit(const Message& in, ClientContext& ctx) {
 
 Message FedGktClient::evaluate(const Message&, ClientContext& ctx) {
   restore(ctx);
-  model_->eval();
-  auto s = evaluate_logits(ctx.data->test, [&](const torch::Tensor& x) {
-    return model_->forward(x.to(ctx.device)).cpu();
-  });
-  Message out;
-  out.metrics = {{"accuracy", s.accuracy}, {"loss", s.loss},
-                 {"num_samples", static_cast<double>(s.samples)}};
-  return out;
+  return evaluate_reply(*model_, ctx);
 }
 
 AlgorithmInfo fedgkt_info() {
