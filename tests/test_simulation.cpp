@@ -107,6 +107,16 @@ TEST(Simulation, UnknownKeyRejectedBeforeTraining) {
   }
 }
 
+// FedAvg beside personalised methods: its global model scored on every client's own split.
+TEST(Simulation, FedAvgPersonalisedEvaluationOnRequest) {
+  auto rows = Simulation(toy_config("[eval]\npersonalized = \"true\"\n"), toy_data(3)).run();
+  ASSERT_TRUE(rows.back().count("personal_accuracy_mean"));
+  EXPECT_GT(rows.back().at("personal_accuracy_mean"), 0.9);
+  EXPECT_TRUE(rows.back().count("accuracy"));  // and still on the global test set
+  auto plain = Simulation(toy_config(), toy_data(3)).run();
+  EXPECT_FALSE(plain.back().count("personal_accuracy_mean"));
+}
+
 TEST(Simulation, PartialParticipation) {
   auto cfg = toy_config("[sampling]\nfraction = 0.5\n");
   auto rows = Simulation(cfg, toy_data(4)).run();
@@ -128,6 +138,33 @@ TEST(Simulation, WritesResultsFolder) {
   EXPECT_EQ(read_rows(dir).size(), 3u);
   auto resolved = slurp(dir + "/config.toml");
   EXPECT_NE(resolved.find("local_epochs = 1"), std::string::npos) << resolved;
+}
+
+// Caldas et al. / TFF: the server adds the clients' averaged update to its own exact model, so
+// a lossy down-link cannot change the global model by itself. With lr = 0 every update is zero:
+// the global model must stay bit-identical round after round, whatever the up-link, for FedAvg
+// and for Federated Dropout's sub-models.
+TEST(Simulation, LossyDownLinkNeverEntersTheGlobalModel) {
+  auto data = toy_data(4);
+  for (std::string algo : {"fedavg", "feddropout"}) {
+    for (std::string up : {"", "[codec.up]\ntransform = \"hadamard\"\nbits = 4\n"}) {
+      SCOPED_TRACE(algo + (up.empty() ? " lossless up-link" : " hadamard q4 up-link"));
+      auto cfg = toy_config("[algorithm]\nname = \"" + algo +
+                            "\"\n[codec.down]\ntransform = \"hadamard\"\nbits = 4\n" + up);
+      cfg.set("train.lr=0.0");
+      Simulation sim(cfg, data);
+      const NamedTensors before = sim.server().save_state().tensors.clone();
+      auto rows = sim.run();
+      const NamedTensors after = sim.server().save_state().tensors;
+      ASSERT_EQ(after.names(), before.names());
+      for (const auto& [name, t] : before)
+        EXPECT_TRUE(torch::equal(after.at(name), t)) << "tensor '" << name << "' changed";
+      for (const auto& r : rows) EXPECT_EQ(r.at("loss"), rows[0].at("loss"));
+      // The down-link was lossy indeed: far fewer bytes than float32 values.
+      const double params = 64 * 200 + 200 + 200 * 200 + 200 + 200 * 4 + 4;
+      EXPECT_LT(rows[0].at("bytes_down_per_client"), params * 4 / 3);
+    }
+  }
 }
 
 TEST(EndToEnd, FedAvgOnFashionMnistSubset) {

@@ -52,6 +52,10 @@ Message FedAvgServer::configure_fit(int64_t, int64_t) {
   return m;
 }
 
+std::optional<Message> FedAvgServer::configure_evaluate(int64_t round, int64_t client_id) {
+  return FedAvgServer::configure_fit(round, client_id);
+}
+
 void FedAvgServer::aggregate(int64_t, const std::vector<Reply>& replies) {
   if (replies.empty()) return;  // nothing arrived: keep the model
   global_ = weighted_average(replies, global_);

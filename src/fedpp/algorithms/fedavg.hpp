@@ -29,6 +29,9 @@ class FedAvgServer : public ServerAlgorithm {
   Message configure_fit(int64_t round, int64_t client_id) override;
   void aggregate(int64_t round, const std::vector<Reply>& replies) override;
   std::map<std::string, double> evaluate(int64_t round, const Dataset& test) override;
+  // The global model, for personalised evaluation on each client's own split when the run asks
+  // for it (eval.personalized = "true"; e.g. FedAvg beside personalised methods).
+  std::optional<Message> configure_evaluate(int64_t round, int64_t client_id) override;
   Message save_state() const override;
   void load_state(const Message& state) override;
 

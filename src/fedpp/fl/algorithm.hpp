@@ -83,6 +83,9 @@ class ServerAlgorithm {
   // Folds the replies of one round into the global state. Replies are sorted by client id;
   // some sampled clients may be missing (deployment: late or vanished clients).
   virtual void aggregate(int64_t round, const std::vector<Reply>& replies) = 0;
+  // Metrics of the last aggregate() call, added to the round's results as they are (e.g.
+  // "server_macs": multiply-adds the server spent training). Empty by default.
+  virtual std::map<std::string, double> aggregate_metrics() const { return {}; }
   // Global-model evaluation on `test` (accuracy, loss); empty map when the method has no
   // global model.
   virtual std::map<std::string, double> evaluate(int64_t round, const Dataset& test) {

@@ -18,7 +18,7 @@ bool is_delta_of(const torch::Tensor& t, const NamedTensors* ref, const std::str
 }  // namespace
 
 std::string encode_message(const Message& m, const Pipeline& pipeline, uint64_t seed,
-                           const NamedTensors* reference) {
+                           const NamedTensors* reference, Delta delta) {
   wire::Message w;
   w.set_version(kWireVersion);
   for (const auto& [name, t] : m.tensors) {
@@ -28,7 +28,8 @@ std::string encode_message(const Message& m, const Pipeline& pipeline, uint64_t 
     torch::Tensor value = t.detach().cpu();
     // Lossless pipelines send values as they are (bit-exact, dtype kept); lossy ones compress
     // the update, which is much smaller than the value.
-    if (!pipeline.spec().lossless() && is_delta_of(value, reference, name)) {
+    const bool as_update = delta == Delta::kAlways || !pipeline.spec().lossless();
+    if (as_update && is_delta_of(value, reference, name)) {
       value = value.to(torch::kFloat) - reference->at(name).to(torch::kFloat);
       wt->set_delta(true);
     }

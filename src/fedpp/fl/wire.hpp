@@ -1,10 +1,12 @@
 // The wire format of a Message (proto/fedpp.proto, version kWireVersion): the same bytes in
 // simulation (where they are only counted) and in deployment (where they cross the network).
-// Tensors are encoded by a codec Pipeline; with a lossy pipeline and a `reference` (what the
-// sender received from the other side this round), a float tensor of the same name and shape
-// travels as the difference from it (the "update"), which is what lossy up-link compression
-// compresses. An algorithm that uploads something other than new values of received tensors
-// gives it other names.
+// Tensors are encoded by a codec Pipeline; with a `reference` (what the sender received from the
+// other side this round), a float tensor of the same name and shape travels as the difference
+// from it (the "update") when the pipeline is lossy, or always with Delta::kAlways. The update
+// is what lossy up-link compression compresses, and it lets the receiver add it to its own
+// exact copy of what it sent (Caldas et al., TFF): the error of a lossy down-link then never
+// enters the server's model. An algorithm that uploads something other than new values of
+// received tensors gives it other names.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -19,8 +21,14 @@ constexpr uint32_t kWireVersion = 1;
 // Seed for tensor `name` of a message whose codec seed is `seed`.
 uint64_t tensor_seed(uint64_t seed, const std::string& name);
 
+// When tensors matching `reference` travel as updates: kWhenLossy (lossless pipelines send
+// values bit-exact), or kAlways (the sender's reference is a lossy copy of the receiver's, so
+// only the difference is meaningful to the receiver).
+enum class Delta { kWhenLossy, kAlways };
+
 std::string encode_message(const Message& m, const Pipeline& pipeline, uint64_t seed,
-                           const NamedTensors* reference = nullptr);
+                           const NamedTensors* reference = nullptr,
+                           Delta delta = Delta::kWhenLossy);
 // Throws fedpp::Error for malformed bytes, a wrong version, or a delta without its reference.
 Message decode_message(const std::string& bytes, uint64_t seed,
                        const NamedTensors* reference = nullptr);

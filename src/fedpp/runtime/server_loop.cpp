@@ -96,7 +96,10 @@ std::vector<Task> ServerLoop::begin_round(int64_t round) {
     Message msg = server_->configure_fit(round, c);
     const uint64_t s = down_seed(opt_.seed, round, c);
     Task t{c, encode_message(msg, down_, s)};
-    sent_[c] = down_.spec().lossless() ? std::move(msg) : decode_message(t.bytes, s);
+    // The exact message, not the client's lossy copy of it: replies to a lossy down-link are
+    // updates (ClientRunner::fit), added here to what the server really holds, so the down-link
+    // error never enters the server's state (Caldas et al. 2018; TFF does the same).
+    sent_[c] = std::move(msg);
     sent_bytes_[c] = t.bytes.size();
     tasks.push_back(std::move(t));
   }
@@ -162,6 +165,7 @@ Row ServerLoop::end_round() {
   std::vector<Reply> ok;
   for (auto& [c, r] : replies_) ok.push_back(std::move(r));  // std::map: sorted by client id
   aggregate(&ok);
+  for (const auto& [k, v] : server_->aggregate_metrics()) row[k] = v;
   std::map<std::string, double> sum;
   std::map<std::string, int> count;
   for (const auto& r : ok) {
@@ -279,7 +283,11 @@ std::string ClientRunner::fit(int64_t round, int64_t client, const std::string& 
   ctx.seed = fit_seed(opt_.seed, round, client);
   ctx.device = opt_.device;
   Message out = algo_->fit(in, ctx);
-  return encode_message(out, up_, up_seed(opt_.seed, round, client), &in.tensors);
+  // After a lossy down-link, `in` is only an approximation of what the server holds: send the
+  // update (new - received) even over a lossless up-link, so the server rebuilds the reply on
+  // its exact copy.
+  const Delta delta = opt_.down.lossless() ? Delta::kWhenLossy : Delta::kAlways;
+  return encode_message(out, up_, up_seed(opt_.seed, round, client), &in.tensors, delta);
 }
 
 std::string ClientRunner::evaluate(int64_t round, int64_t client, const std::string& task_bytes,

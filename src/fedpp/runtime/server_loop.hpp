@@ -112,7 +112,7 @@ class ServerLoop {
   int64_t round_ = 0;
   std::chrono::steady_clock::time_point t0_;
   std::vector<int64_t> sampled_;
-  std::map<int64_t, Message> sent_;       // what each sampled client received (decoded)
+  std::map<int64_t, Message> sent_;       // what each sampled client was sent (exact, before encoding)
   std::map<int64_t, size_t> sent_bytes_;
   std::map<int64_t, Reply> replies_;
   std::map<int64_t, size_t> reply_bytes_;
