@@ -18,11 +18,18 @@
 namespace {
 
 int cmd_run(const std::string& path, const std::vector<std::string>& sets,
-            const std::string& out) {
+            const std::string& out, bool check_only) {
   auto cfg = fedpp::Config::from_file(path);
   for (const auto& s : sets) cfg.set(s);
-  if (!out.empty()) cfg.set("output.dir=\"" + out + "\"");
-  fedpp::Simulation sim(cfg);
+  if (check_only) cfg.set("output.dir=\"\"");  // --check writes nothing
+  else if (!out.empty()) cfg.set("output.dir=\"" + out + "\"");
+  fedpp::Simulation sim(cfg);  // reads and validates every key, loads and partitions the data
+  if (check_only) {
+    std::printf("ok: %s (%s, %zu clients, %lld rounds)\n", path.c_str(),
+                sim.options().algorithm.c_str(), sim.data().clients.size(),
+                static_cast<long long>(sim.options().rounds));
+    return 0;
+  }
   spdlog::info("fedpp run: {} ({}), {} clients, {} rounds, results in {}",
                sim.options().algorithm, path, sim.data().clients.size(), sim.options().rounds,
                sim.options().output_dir.empty() ? "(none)" : sim.options().output_dir);
@@ -68,6 +75,9 @@ int main(int argc, char** argv) {
   run->add_option("config", config_path, "experiment config (TOML)")->required();
   run->add_option("--set", sets, "override a config key: --set train.lr=0.05 (repeatable)");
   run->add_option("--out", out_dir, "results folder (overrides output.dir)");
+  bool check_only = false;
+  run->add_flag("--check", check_only,
+                "validate the config (every key, the data, the models) and exit without training");
 
   auto* models = app.add_subcommand("models", "List the model zoo with sizes and costs");
   std::vector<int64_t> shape{1, 28, 28};
@@ -93,7 +103,7 @@ int main(int argc, char** argv) {
     } catch (const CLI::ParseError& e) {
       return app.exit(e);
     }
-    if (*run) return cmd_run(config_path, sets, out_dir);
+    if (*run) return cmd_run(config_path, sets, out_dir, check_only);
     if (*models) return cmd_models(shape, classes);
     if (*algos) {
       for (const auto& n : fedpp::algorithm_names())

@@ -1,10 +1,13 @@
 #include "fedpp/report/run_writer.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -77,8 +80,51 @@ void RunWriter::append_clients(int64_t round, const std::vector<Row>& per_client
   out << j.dump() << "\n";
 }
 
+namespace {
+// metrics.csv as rows (an empty cell is a missing value).
+std::vector<Row> read_csv_rows(const std::string& path) {
+  std::ifstream in(path);
+  FEDPP_CHECK(in.good(), "no results at '" + path + "': give the folder of a finished run");
+  auto split = [](const std::string& line) {
+    std::vector<std::string> out;
+    std::stringstream ss(line);
+    std::string cell;
+    while (std::getline(ss, cell, ',')) out.push_back(cell);
+    if (!line.empty() && line.back() == ',') out.emplace_back();
+    return out;
+  };
+  std::string line;
+  FEDPP_CHECK(static_cast<bool>(std::getline(in, line)), path + " is empty");
+  const auto header = split(line);
+  std::vector<Row> rows;
+  int lineno = 1;
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (line.empty()) continue;
+    auto cells = split(line);
+    FEDPP_CHECK(cells.size() == header.size(),
+                path + " line " + std::to_string(lineno) + " has " + std::to_string(cells.size()) +
+                    " cells, the header " + std::to_string(header.size()));
+    Row r;
+    for (size_t i = 0; i < cells.size(); ++i) {
+      if (cells[i].empty()) continue;
+      char* end = nullptr;
+      double v = std::strtod(cells[i].c_str(), &end);
+      FEDPP_CHECK(end && *end == '\0', path + " line " + std::to_string(lineno) + ": '" +
+                                           cells[i] + "' in column " + header[i] +
+                                           " is not a number");
+      r[header[i]] = v;
+    }
+    rows.push_back(std::move(r));
+  }
+  return rows;
+}
+}  // namespace
+
 std::vector<Row> read_rows(const std::string& run_dir) {
   std::string path = run_dir + "/metrics.jsonl";
+  if (!fs::exists(path) && fs::exists(run_dir + "/metrics.csv"))
+    return read_csv_rows(run_dir + "/metrics.csv");  // e.g. a committed sweep result
   std::ifstream in(path);
   FEDPP_CHECK(in.good(), "no results at '" + path + "': give the folder of a finished run");
   std::vector<Row> rows;
@@ -101,6 +147,38 @@ std::vector<Row> read_rows(const std::string& run_dir) {
   return rows;
 }
 
+namespace {
+// The seed folders of a sweep result (<run>/seed<N>/metrics.csv), sorted; empty for a plain run.
+std::vector<std::string> seed_folders(const std::string& dir) {
+  std::vector<std::string> out;
+  if (fs::exists(dir + "/metrics.csv") || fs::exists(dir + "/metrics.jsonl") || !fs::is_directory(dir))
+    return out;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const auto name = e.path().filename().string();
+    if (e.is_directory() && name.rfind("seed", 0) == 0 && name.find('.') == std::string::npos &&
+        fs::exists(e.path() / "metrics.csv"))
+      out.push_back(e.path().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string axis_name(const std::string& col) {
+  if (col == "accuracy") return "accuracy on the global test set";
+  if (col == "personal_accuracy_mean") return "personalised accuracy (mean over clients)";
+  std::string s = col;
+  std::replace(s.begin(), s.end(), '_', ' ');
+  return s;
+}
+
+// gnuplot single-quoted string.
+std::string quoted(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("''") : std::string(1, c);
+  return out + "'";
+}
+}  // namespace
+
 std::vector<std::string> plot_runs(const std::vector<std::string>& run_dirs,
                                    const std::string& out_dir, const std::string& metric) {
   FEDPP_CHECK(!run_dirs.empty(), "report needs at least one run folder");
@@ -108,42 +186,78 @@ std::vector<std::string> plot_runs(const std::vector<std::string>& run_dirs,
   std::ostringstream round_plot, bytes_plot;
   std::string ylabel;
   for (size_t i = 0; i < run_dirs.size(); ++i) {
-    auto rows = read_rows(run_dirs[i]);
+    // A plain run folder is one curve; a sweep folder (seed*/ inside) is its mean with a band of
+    // +- one standard deviation over the seeds, over the rounds every seed has.
+    auto seeds = seed_folders(run_dirs[i]);
+    std::vector<std::vector<Row>> runs;
+    if (seeds.empty()) runs.push_back(read_rows(run_dirs[i]));
+    for (const auto& s : seeds) runs.push_back(read_rows(s));
     std::string col = metric;
     if (col == "auto") {
       col = "accuracy";
-      for (const auto& r : rows)
+      for (const auto& r : runs[0])
         if (r.count("personal_accuracy_mean")) col = "personal_accuracy_mean";
     }
-    ylabel = col;
+    ylabel = axis_name(col);
+    // round -> (values over runs, cumulative bytes over runs)
+    std::map<double, std::pair<std::vector<double>, std::vector<double>>> points;
+    for (const auto& rows : runs) {
+      double bytes = 0;
+      for (const auto& r : rows) {
+        auto b = r.find("bytes_down"), u = r.find("bytes_up");
+        bytes += (b != r.end() ? b->second : 0) + (u != r.end() ? u->second : 0);
+        auto a = r.find(col);
+        if (a == r.end() || !r.count("round")) continue;
+        points[r.at("round")].first.push_back(a->second);
+        points[r.at("round")].second.push_back(bytes);
+      }
+    }
     std::string data = out_dir + "/run" + std::to_string(i) + ".dat";
     std::ofstream d(data);
-    d << "# round " << col << " cumulative_bytes_total\n" << std::setprecision(10);
-    double bytes = 0;
-    int points = 0;
-    for (const auto& r : rows) {
-      auto b = r.find("bytes_down"), u = r.find("bytes_up");
-      bytes += (b != r.end() ? b->second : 0) + (u != r.end() ? u->second : 0);
-      auto a = r.find(col);
-      if (a == r.end()) continue;
-      d << r.at("round") << " " << a->second << " " << bytes / 1e6 << "\n";
-      ++points;
+    d << "# round mean(" << col << ") mean-sd mean+sd mean_cumulative_bytes_MB (over "
+      << runs.size() << " run(s))\n"
+      << std::setprecision(10);
+    int n_points = 0;
+    for (const auto& [round, vb] : points) {
+      const auto& [v, b] = vb;
+      if (v.size() != runs.size()) continue;  // a round not every seed has
+      double m = 0, sd = 0, mb = 0;
+      for (size_t k = 0; k < v.size(); ++k) m += v[k], mb += b[k];
+      m /= static_cast<double>(v.size());
+      mb /= static_cast<double>(v.size());
+      for (double x : v) sd += (x - m) * (x - m);
+      sd = v.size() > 1 ? std::sqrt(sd / static_cast<double>(v.size() - 1)) : 0.0;
+      d << round << " " << m << " " << m - sd << " " << m + sd << " " << mb / 1e6 << "\n";
+      ++n_points;
     }
-    FEDPP_CHECK(points > 0, "run '" + run_dirs[i] + "' has no '" + col + "' column to plot");
+    FEDPP_CHECK(n_points > 0, "run '" + run_dirs[i] + "' has no '" + col + "' column to plot");
     std::string title = fs::path(run_dirs[i]).filename().string();
     if (title.empty()) title = fs::path(run_dirs[i]).parent_path().filename().string();
-    std::string sep = i ? ", " : "plot ";
-    round_plot << sep << "'" << data << "' using 1:2 with linespoints title '" << title << "'";
-    bytes_plot << sep << "'" << data << "' using 3:2 with linespoints title '" << title << "'";
+    if (runs.size() > 1) title += " (" + std::to_string(runs.size()) + " seeds)";
+    const std::string sep = i ? ", " : "plot ";
+    const std::string lc = " lc " + std::to_string(i + 1);
+    if (runs.size() > 1) {
+      round_plot << sep << quoted(data) << " using 1:3:4 with filledcurves fs transparent solid "
+                 << "0.2 noborder" << lc << " notitle";
+      bytes_plot << sep << quoted(data) << " using 5:3:4 with filledcurves fs transparent solid "
+                 << "0.2 noborder" << lc << " notitle";
+    }
+    const std::string sep2 = runs.size() > 1 ? ", " : sep;
+    round_plot << sep2 << quoted(data) << " using 1:2 with linespoints pt 7 ps 0.5 lw 2" << lc
+               << " title " << quoted(title);
+    bytes_plot << sep2 << quoted(data) << " using 5:2 with linespoints pt 7 ps 0.5 lw 2" << lc
+               << " title " << quoted(title);
   }
   std::string script = out_dir + "/plots.gp";
   std::ofstream gp(script);
-  gp << "set terminal pngcairo size 900,600\nset grid\nset key bottom right\n"
-     << "set ylabel '" << ylabel << "'\n"
-     << "set output '" << out_dir << "/accuracy_vs_round.png'\nset xlabel 'round'\n"
+  // noenhanced: names with underscores print as they are; the key sits right of the plot.
+  gp << "set terminal pngcairo size 1100,600 noenhanced\nset grid\n"
+     << "set key outside right top vertical noenhanced\n"
+     << "set ylabel " << quoted(ylabel) << "\n"
+     << "set output " << quoted(out_dir + "/accuracy_vs_round.png") << "\nset xlabel 'round'\n"
      << round_plot.str() << "\n"
-     << "set output '" << out_dir << "/accuracy_vs_bytes.png'\n"
-     << "set xlabel 'bytes exchanged, up + down (MB, cumulative)'\nset logscale x\n"
+     << "set output " << quoted(out_dir + "/accuracy_vs_bytes.png") << "\n"
+     << "set xlabel 'bytes exchanged, up + down, cumulative (MB)'\nset logscale x\n"
      << bytes_plot.str() << "\n";
   gp.close();
   std::string cmd = "gnuplot '" + script + "' 2>&1";

@@ -30,14 +30,17 @@ class RunWriter {
   std::vector<Row> rows_;
 };
 
-// Reads metrics.jsonl of a run folder (for `fedpp report`). Throws fedpp::Error naming the file
-// when it is missing or malformed.
+// Reads metrics.jsonl of a run folder (for `fedpp report`), or its metrics.csv when that is all
+// it has (a committed sweep result). Throws fedpp::Error naming the file when it is missing or
+// malformed.
 std::vector<Row> read_rows(const std::string& run_dir);
 
 // Writes accuracy-vs-round and accuracy-vs-bytes plots (PNG) comparing runs, plus the gnuplot
-// script and data next to them, into out_dir. `metric` is the accuracy column to plot
-// ("accuracy" or "personal_accuracy_mean"; "auto" picks what each run has). Needs gnuplot
-// (Debian package gnuplot-nox); returns the PNG paths.
+// script and data next to them, into out_dir. Each folder is a run, or a sweep folder holding
+// seed*/ runs (scripts/sweep.py): drawn as the mean over seeds with a band of +- one standard
+// deviation. `metric` is the accuracy column to plot ("accuracy" or "personal_accuracy_mean";
+// "auto" picks what each run has). Needs gnuplot (Debian package gnuplot-nox); returns the PNG
+// paths.
 std::vector<std::string> plot_runs(const std::vector<std::string>& run_dirs,
                                    const std::string& out_dir, const std::string& metric);
 
