@@ -8,24 +8,87 @@
 
 namespace fedpp {
 
-MoeGateImpl::MoeGateImpl(int64_t input_dim, int64_t hidden, const std::string& norm)
-    : d_(input_dim), m_(hidden), norm_kind_(norm) {
+SwitchNormImpl::SwitchNormImpl(int64_t channels, double momentum, double eps)
+    : c_(channels), momentum_(momentum), eps_(eps) {
+  weight_ = register_parameter("weight", torch::ones({c_}));
+  bias_ = register_parameter("bias", torch::zeros({c_}));
+  mean_weight_ = register_parameter("mean_weight", torch::ones({3}));  // IN, LN, BN
+  var_weight_ = register_parameter("var_weight", torch::ones({3}));
+  running_mean_ = register_buffer("running_mean", torch::zeros({c_}));
+  running_var_ = register_buffer("running_var", torch::ones({c_}));
+}
+
+torch::Tensor SwitchNormImpl::forward(torch::Tensor x) {
+  FEDPP_CHECK(x.dim() >= 2 && x.size(1) == c_,
+              "switch normalization expects [B, " + std::to_string(c_) + ", ...], got " +
+                  c10::str(x.sizes()));
+  const auto shape = x.sizes().vec();
+  auto v = x.reshape({x.size(0), c_, -1});  // [B, C, P]
+  auto mean_in = v.mean(2, true);
+  auto var_in = v.var(2, /*unbiased=*/false, true);
+  // Layer statistics from the instance ones (equal pixels per channel).
+  auto mean_ln = mean_in.mean(1, true);
+  auto var_ln = (var_in + mean_in * mean_in).mean(1, true) - mean_ln * mean_ln;
+  torch::Tensor mean_bn, var_bn;
+  if (is_training()) {
+    mean_bn = mean_in.mean(0, true);
+    var_bn = (var_in + mean_in * mean_in).mean(0, true) - mean_bn * mean_bn;
+    torch::NoGradGuard no_grad;
+    running_mean_.mul_(1 - momentum_).add_(mean_bn.flatten().detach(), momentum_);
+    running_var_.mul_(1 - momentum_).add_(var_bn.flatten().detach(), momentum_);
+  } else {
+    mean_bn = running_mean_.view({1, c_, 1});
+    var_bn = running_var_.view({1, c_, 1});
+  }
+  auto mw = torch::softmax(mean_weight_, 0), vw = torch::softmax(var_weight_, 0);
+  auto mean = mw[0] * mean_in + mw[1] * mean_ln + mw[2] * mean_bn;
+  auto var = vw[0] * var_in + vw[1] * var_ln + vw[2] * var_bn;
+  v = (v - mean) / (var + eps_).sqrt();
+  v = v * weight_.view({1, c_, 1}) + bias_.view({1, c_, 1});
+  return v.reshape(shape);
+}
+
+namespace {
+int64_t numel_of(const std::vector<int64_t>& shape) {
+  int64_t d = 1;
+  for (auto s : shape) d *= s;
+  return d;
+}
+}  // namespace
+
+MoeGateImpl::MoeGateImpl(const std::vector<int64_t>& input_shape, int64_t hidden,
+                         const std::string& norm)
+    : d_(numel_of(input_shape)), m_(hidden), norm_kind_(norm) {
   if (norm == "layernorm")
     ln_ = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d_})));
   else if (norm == "batchnorm")
     bn_ = register_module("norm", torch::nn::BatchNorm1d(d_));
+  else if (norm == "switchnorm")
+    sn_ = register_module("norm", SwitchNorm(input_shape.empty() ? 1 : input_shape[0]));
   fc1_ = register_module("fc1", torch::nn::Linear(d_, m_));
   fc2_ = register_module("fc2", torch::nn::Linear(m_, 2));
 }
 
+void MoeGateImpl::init_towards_local(double p) {
+  FEDPP_CHECK(p > 0.0 && p < 1.0, "fedmoe.gate_init_local must be in (0, 1), or 0 for off");
+  torch::NoGradGuard no_grad;
+  // softmax([b_g, b_l])[1] = p  <=>  b_l - b_g = log(p / (1 - p)); the weights are zeroed so
+  // that every sample starts at exactly p (the hidden layer still learns through them).
+  fc2_->weight.zero_();
+  fc2_->bias.copy_(torch::tensor({0.0f, static_cast<float>(std::log(p / (1.0 - p)))}));
+}
+
 torch::Tensor MoeGateImpl::forward(torch::Tensor x) {
+  if (sn_) x = sn_->forward(x.dim() >= 2 ? x : x.unsqueeze(1));
   x = x.flatten(1);
   if (ln_) x = ln_->forward(x);
   if (bn_) x = bn_->forward(x);
   return torch::softmax(fc2_->forward(torch::sigmoid(fc1_->forward(x))), 1);
 }
 
-int64_t MoeGateImpl::macs_per_sample() const { return d_ * m_ + m_ * 2 + (ln_ || bn_ ? d_ : 0); }
+int64_t MoeGateImpl::macs_per_sample() const {
+  return d_ * m_ + m_ * 2 + (ln_ || bn_ || sn_ ? d_ : 0);
+}
 
 torch::Tensor MoeForward::weights(const torch::Tensor& x) const {
   const int64_t b = x.size(0);
@@ -82,6 +145,7 @@ GlobalExpertSpec make_global_expert(const AlgorithmSetup& s, const std::vector<s
 struct ClientOptions {
   MoeMix mix = MoeMix::kGate;
   double gate_lr = 0.0;
+  double gate_init_local = 0.0;
   int64_t gate_hidden = 128;
   std::string gate_norm;
 };
@@ -94,8 +158,10 @@ ClientOptions read_client_options(const Config& cfg) {
           : mix == "local_only" ? MoeMix::kLocalOnly
                                 : MoeMix::kGlobalOnly;
   o.gate_lr = cfg.get_double("fedmoe.gate_lr", 0.0, 0.0, 1e3);
+  o.gate_init_local = cfg.get_double("fedmoe.gate_init_local", 0.0, 0.0, 0.999999);
   o.gate_hidden = cfg.get_int("fedmoe.gate_hidden", 128, 1, 1 << 20);
-  o.gate_norm = cfg.get_choice("fedmoe.gate_norm", "layernorm", {"layernorm", "batchnorm", "none"});
+  o.gate_norm = cfg.get_choice("fedmoe.gate_norm", "layernorm",
+                               {"layernorm", "batchnorm", "switchnorm", "none"});
   return o;
 }
 
@@ -158,14 +224,13 @@ FedMoeClient::FedMoeClient(const AlgorithmSetup& setup)
   auto o = read_client_options(setup.cfg);
   mix_ = o.mix;
   gate_lr_ = o.gate_lr;
+  gate_init_local_ = o.gate_init_local;
   gate_hidden_ = o.gate_hidden;
   gate_norm_ = o.gate_norm;
   global_ = make_global_expert(setup, models_, 0).model;  // weights arrive with every message
   global_->to(setup.device);
   global_names_ = feature_state(*global_).names();
-  int64_t d = 1;
-  for (auto s : setup.spec.input_shape) d *= s;
-  gate_ = MoeGate(d, gate_hidden_, gate_norm_);
+  gate_ = MoeGate(setup.spec.input_shape, gate_hidden_, gate_norm_);
   gate_->to(setup.device);
 }
 
@@ -180,10 +245,10 @@ MoeForward FedMoeClient::load(const Message& in, const ClientContext& ctx) {
     load_private(*gate_, state, "gate.");
   } else {
     MoeGate fresh{nullptr};
-    int64_t d = 1;
-    for (auto s : setup_.spec.input_shape) d *= s;
-    with_seeded_torch(private_init_seed(setup_.seed, ctx.client_id, 1),
-                      [&] { fresh = MoeGate(d, gate_hidden_, gate_norm_); });
+    with_seeded_torch(private_init_seed(setup_.seed, ctx.client_id, 1), [&] {
+      fresh = MoeGate(setup_.spec.input_shape, gate_hidden_, gate_norm_);
+    });
+    if (gate_init_local_ > 0) fresh->init_towards_local(gate_init_local_);
     load_module_state(*gate_, module_state(*fresh));
   }
   moe.gate = gate_.get();

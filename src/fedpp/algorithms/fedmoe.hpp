@@ -10,9 +10,12 @@
 // client's ClientState (prefixes "local." and "gate.").
 //
 // Config keys: fedmoe.global_expert (zoo name; its feature_dim must equal every client model's),
-// fedmoe.gate_norm (layernorm|batchnorm|none, default layernorm), fedmoe.gate_hidden (m, 128),
-// fedmoe.gate_lr (0 = train.lr), fedmoe.mix (gate | fixed | local_only | global_only), plus
-// hetero.* and train.*.
+// fedmoe.gate_norm (layernorm | batchnorm | switchnorm | none, default layernorm; switchnorm is
+// the paper's Switch Normalization, Luo et al. 2019, over the raw image), fedmoe.gate_hidden
+// (m, 128), fedmoe.gate_lr (0 = train.lr), fedmoe.gate_init_local (0 = off: the gate's output
+// bias starts at zero, so a_l starts near 0.5; p in (0, 1): the bias starts at logit(p), so a_l
+// starts near p), fedmoe.mix (gate | fixed | local_only | global_only), plus hetero.* and
+// train.*.
 // Fit metrics: num_samples, train_loss, client_macs, personal_accuracy_after_fit (test accuracy
 // of the MoE with the freshly trained G), gate_global_weight (mean a_g over the test split).
 // Evaluate metrics: accuracy, loss, num_samples, gate_global_weight (with the received G).
@@ -25,11 +28,29 @@
 
 namespace fedpp {
 
+// Switch Normalization (Luo et al., ICLR 2019) of an image batch [B, C, ...]: the mean and the
+// variance are learned softmax mixtures of instance (per sample and channel), layer (per sample)
+// and batch (per channel; running averages in eval mode) statistics, then a per-channel affine.
+class SwitchNormImpl : public torch::nn::Module {
+ public:
+  explicit SwitchNormImpl(int64_t channels, double momentum = 0.1, double eps = 1e-5);
+  torch::Tensor forward(torch::Tensor x);  // x [B, C, ...] -> same shape
+
+ private:
+  int64_t c_;
+  double momentum_, eps_;
+  torch::Tensor weight_, bias_, mean_weight_, var_weight_, running_mean_, running_var_;
+};
+TORCH_MODULE(SwitchNorm);
+
 // The gate H_k. forward: x [B, ...] (flattened inside) -> weights [B, 2] = (a_g, a_l), rows
-// summing to 1.
+// summing to 1. `input_shape` is one sample's shape (C, H, W); `norm` one of layernorm,
+// batchnorm, switchnorm (over the image, before flattening), none.
 class MoeGateImpl : public torch::nn::Module {
  public:
-  MoeGateImpl(int64_t input_dim, int64_t hidden, const std::string& norm);
+  MoeGateImpl(const std::vector<int64_t>& input_shape, int64_t hidden, const std::string& norm);
+  // Sets the output layer's bias so that a_l = p for a zero hidden contribution (0 < p < 1).
+  void init_towards_local(double p);
   torch::Tensor forward(torch::Tensor x);
   // Multiply-adds of one forward pass of one sample.
   int64_t macs_per_sample() const;
@@ -39,6 +60,7 @@ class MoeGateImpl : public torch::nn::Module {
   std::string norm_kind_;
   torch::nn::LayerNorm ln_{nullptr};
   torch::nn::BatchNorm1d bn_{nullptr};
+  SwitchNorm sn_{nullptr};
   torch::nn::Linear fc1_{nullptr}, fc2_{nullptr};
 };
 TORCH_MODULE(MoeGate);
@@ -92,6 +114,7 @@ class FedMoeClient : public ClientAlgorithm {
   std::vector<std::string> models_;  // zoo model of every client
   MoeMix mix_;
   double gate_lr_;
+  double gate_init_local_;
   int64_t gate_hidden_;
   std::string gate_norm_;
   ModelPtr global_;                  // this worker's G (weights arrive with every message)
