@@ -183,7 +183,8 @@ TEST(FedGh, PrototypesAreClassMeansOfRepresentations) {
 }
 
 TEST(FedGh, ServerTrainsTheGlobalHeadOnPrototypes) {
-  auto s = setup_of("[fedgh]\nserver_epochs = 200\n");  // server_lr: HtFLlib's 1.0
+  // HtFLlib's procedure at the rate fedpp used before the paper's became the default.
+  auto s = setup_of("[fedgh]\nserver_procedure = \"epochs\"\nserver_epochs = 200\nserver_lr = 1.0\n");
   FedGhServer server(s);
   FedGhClient client(s);
   auto data = client_data(60, 20, 5);
@@ -207,6 +208,45 @@ TEST(FedGh, ServerTrainsTheGlobalHeadOnPrototypes) {
   auto bad = reply;
   bad.tensors.set("labels", torch::full({reply.tensors.at("labels").size(0)}, 12.0));
   EXPECT_THROW(server.aggregate(2, {{3, bad}}), Error);
+}
+
+// The authors' server procedure (the default): one plain SGD step per prototype at the paper's
+// learning rate. With a single prototype the new head is head - lr * grad, by hand.
+TEST(FedGh, PaperProcedureTakesOneStepPerPrototype) {
+  // No weight decay or clipping here; a first step with momentum is a plain step.
+  auto s = setup_of("");
+  FedGhServer server(s);
+  auto head0 = server.global_head().clone();
+  auto m = make_model("cnn1", kSpec);
+  load_head(*m, head0);
+  auto proto = torch::randn({1, 500}).abs();
+  auto label = torch::tensor({3.0f});
+  std::vector<torch::Tensor> params;
+  auto names = head_tensor_names(*m);
+  for (const auto& p : m->named_parameters(true))
+    if (std::find(names.begin(), names.end(), p.key()) != names.end()) params.push_back(p.value());
+  auto loss = torch::nn::functional::cross_entropy(m->head(proto), label.to(torch::kLong));
+  auto grads = torch::autograd::grad({loss}, params);
+  Reply r{0, {}};
+  r.message.tensors.set("protos", proto);
+  r.message.tensors.set("labels", label);
+  r.message.metrics["num_samples"] = 10;
+  server.aggregate(1, {r});
+  auto head1 = server.global_head();
+  size_t i = 0;
+  for (const auto& p : m->named_parameters(true)) {
+    if (std::find(names.begin(), names.end(), p.key()) == names.end()) continue;
+    auto want = p.value().detach() - 0.01 * grads[i++];
+    EXPECT_TRUE(torch::allclose(head1.at(p.key()), want, 1e-6, 1e-7)) << p.key();
+  }
+  // Multiply-adds: 3 x the head's forward per prototype, reported for the round.
+  const double head_macs = static_cast<double>(m->macs_per_sample() - m->feature_macs_per_sample());
+  EXPECT_EQ(server.aggregate_metrics().at("server_macs"), 3.0 * head_macs);
+  Reply r5 = r;
+  r5.message.tensors.set("protos", torch::randn({5, 500}).abs());
+  r5.message.tensors.set("labels", torch::tensor({0.0f, 1.0f, 2.0f, 3.0f, 4.0f}));
+  server.aggregate(2, {r5});
+  EXPECT_EQ(server.aggregate_metrics().at("server_macs"), 5 * 3.0 * head_macs);
 }
 
 TEST(HeteroBaselines, LearnSyntheticDataEndToEnd) {

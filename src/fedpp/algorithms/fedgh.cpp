@@ -29,9 +29,23 @@ FedGhServer::FedGhServer(const AlgorithmSetup& setup) : seed_(setup.seed) {
   const uint64_t init = derive_seed(setup.seed, Purpose::kInit, {0});
   shared_head_init(setup, models, init, "FedGH");  // checks that all heads match
   model_ = make_model_seeded(models[0], setup.spec, init);
-  server_.batch_size = TrainOptions::from_config(setup.cfg).batch_size;
-  server_.lr = setup.cfg.get_double("fedgh.server_lr", 1.0, 0.0, 1e3);
-  server_.epochs = setup.cfg.get_int("fedgh.server_epochs", 1000, 0, 1000000);
+  const auto client = TrainOptions::from_config(setup.cfg);
+  const auto procedure = setup.cfg.get_choice("fedgh.server_procedure", "paper", {"paper", "epochs"});
+  server_.lr = setup.cfg.get_double("fedgh.server_lr", 0.01, 0.0, 1e3);
+  if (procedure == "paper") {
+    server_.batch_size = 1;
+    server_.epochs = 1;
+    server_.momentum = client.momentum;
+    server_.weight_decay = client.weight_decay;
+    server_.clip_grad_norm = client.clip_grad_norm;
+  } else {
+    server_.batch_size = client.batch_size;
+    server_.epochs = setup.cfg.get_int("fedgh.server_epochs", 100, 0, 1000000);
+  }
+}
+
+std::map<std::string, double> FedGhServer::aggregate_metrics() const {
+  return {{"server_macs", last_macs_}};
 }
 
 NamedTensors FedGhServer::global_head() const { return head_state(*model_); }
@@ -63,6 +77,7 @@ void FedGhServer::aggregate(int64_t round, const std::vector<Reply>& replies) {
     xs.push_back(p.to(torch::kFloat));
     ys.push_back(y);
   }
+  last_macs_ = 0.0;
   if (xs.empty() || server_.epochs == 0) return;
   Dataset pairs;
   pairs.x = torch::cat(xs);
@@ -75,11 +90,14 @@ void FedGhServer::aggregate(int64_t round, const std::vector<Reply>& replies) {
     if (std::find(names.begin(), names.end(), p.key()) != names.end()) params.push_back(p.value());
   model_->train();
   auto sgd = make_sgd(params, server_);
-  train_epochs(pairs, server_,
+  auto stats = train_epochs(pairs, server_,
                derive_seed(seed_, Purpose::kMisc, {hash_name("fedgh"), static_cast<uint64_t>(round)}),
                *sgd, [&](const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor&) {
                  return torch::nn::functional::cross_entropy(model_->head(x), y);
                });
+  const double head_macs =
+      static_cast<double>(model_->macs_per_sample() - model_->feature_macs_per_sample());
+  last_macs_ = 3.0 * head_macs * static_cast<double>(stats.samples);
 }
 
 Message FedGhServer::save_state() const {
@@ -100,6 +118,7 @@ Message FedGhClient::fit(const Message& in, ClientContext& ctx) {
   load_head(m, in.tensors);
   auto stats = train_private(m, ctx, train_);
   save_private(m, *ctx.state, "model.");
+  const double after_fit = evaluate_reply(m, ctx).metric("accuracy");
   auto [protos, labels] = class_prototypes(m, ctx.data->train, ctx.device);
   Message out;
   out.tensors.set("protos", protos);
@@ -107,6 +126,7 @@ Message FedGhClient::fit(const Message& in, ClientContext& ctx) {
   const double n = static_cast<double>(ctx.data->train.size());
   out.metrics["num_samples"] = n;
   out.metrics["train_loss"] = stats.loss;
+  out.metrics["personal_accuracy_after_fit"] = after_fit;
   out.metrics["client_macs"] =
       3.0 * static_cast<double>(m.macs_per_sample()) * static_cast<double>(stats.samples) +
       static_cast<double>(m.feature_macs_per_sample()) * n;  // + the prototype pass

@@ -6,11 +6,19 @@
 //   model kept in ClientState, prefix "model."), then, in eval mode, computes the mean
 //   representation of each class present in its training data (the prototypes) and uploads
 //   them: tensors "protos" [K, feature_dim] and "labels" [K] (class ids as floats).
-// - Server: trains the global head on all received (prototype, label) pairs with plain SGD and
-//   cross-entropy, every pair weighted equally, for fedgh.server_epochs shuffled epochs of
-//   mini-batches of train.batch_size (as HtFLlib: the client batch size). Defaults are HtFLlib's:
-//   fedgh.server_lr = 1.0, fedgh.server_epochs = 1000 (cheap: a few hundred pairs at most; with
-//   a small lr the head barely moves, as the prototypes' norms are small).
+// - Server: trains the global head on the received (prototype, label) pairs with cross-entropy,
+//   every pair weighted equally. fedgh.server_procedure chooses how:
+//   "paper" (default; the authors' code, LipingYi/FedGH FedGH.py): one pass, one SGD step per
+//     prototype (batch 1, in a seeded random order; the authors go client by client), at
+//     fedgh.server_lr (default 0.01, the paper's learning rate) with train.momentum,
+//     train.weight_decay and train.clip_grad_norm, a fresh optimiser each round;
+//   "epochs" (HtFLlib's servergh.train_head): fedgh.server_epochs shuffled epochs (default 100)
+//     of mini-batches of train.batch_size, plain SGD at fedgh.server_lr. fedpp before this
+//     option ran this with server_lr = 1.0 and server_epochs = 1000.
+//   The server's multiply-adds (3 x head MACs per pair and step) are reported as server_macs.
+// - Evaluation: the runtime's personalised evaluation uses the new global head on the client's
+//   extractor (HtFLlib's point); the authors' code evaluates right after local training, which
+//   is the fit metric personal_accuracy_after_fit.
 #pragma once
 #include "fedpp/algorithms/hetero.hpp"
 
@@ -21,6 +29,7 @@ class FedGhServer : public ServerAlgorithm {
   explicit FedGhServer(const AlgorithmSetup& setup);
   Message configure_fit(int64_t round, int64_t client_id) override;
   void aggregate(int64_t round, const std::vector<Reply>& replies) override;
+  std::map<std::string, double> aggregate_metrics() const override;
   std::optional<Message> configure_evaluate(int64_t round, int64_t client_id) override;
   Message save_state() const override;
   void load_state(const Message& state) override;
@@ -29,6 +38,7 @@ class FedGhServer : public ServerAlgorithm {
  private:
   uint64_t seed_;
   TrainOptions server_;  // lr, epochs, batch size of the head training
+  double last_macs_ = 0.0;
   ModelPtr model_;       // holds the global head (its extractor is unused)
 };
 
