@@ -104,6 +104,8 @@ GktOptions GktOptions::from_config(const Config& cfg) {
   o.server_kd = cfg.get_bool("fedgkt.server_kd", o.server_kd);
   o.server_lr_factor = cfg.get_double("fedgkt.server_lr_factor", o.server_lr_factor, 1e-6, 1.0);
   o.server_lr_patience = cfg.get_int("fedgkt.server_lr_patience", o.server_lr_patience, 0);
+  o.scheduler_step = cfg.get_choice("fedgkt.scheduler_step", o.scheduler_step, {"round", "epoch"});
+  o.common_init = cfg.get_bool("fedgkt.common_init", o.common_init);
   o.cache_dtype = cfg.get_choice("fedgkt.cache_dtype", o.cache_dtype, {"float16", "float32"});
   o.cache_max_bytes = cfg.get_int("fedgkt.cache_max_bytes", o.cache_max_bytes, 0);
   o.cache_dir = cfg.get_string("fedgkt.cache_dir", o.cache_dir);
@@ -123,6 +125,8 @@ FedGktServer::FedGktServer(const AlgorithmSetup& setup)
   model_ = make_model_seeded(opt_.server_model, ModelSpec{map_shape_, setup.spec.num_classes},
                              derive_seed(setup.seed, Purpose::kInit, {hash_name("fedgkt_server")}));
   model_->to(setup.device);
+  eval_client_ = std::dynamic_pointer_cast<ResNet8>(make_model_seeded("resnet8", setup.spec, 0));
+  eval_client_->to(setup.device);
   adam_ = std::make_unique<torch::optim::Adam>(
       model_->parameters(),
       torch::optim::AdamOptions(opt_.server_lr).weight_decay(opt_.weight_decay));
@@ -145,6 +149,7 @@ void FedGktServer::aggregate(int64_t round, const std::vector<Reply>& replies) {
   const int64_t classes = setup_.spec.num_classes;
   // Every reply is checked before any enters the cache, so a bad one changes nothing.
   std::vector<std::pair<int64_t, CacheEntry>> entries;
+  std::vector<std::pair<int64_t, NamedTensors>> eval_models;
   auto labels_ok = [&](const torch::Tensor& y) {
     return y.numel() == 0 || (y.min().item<int64_t>() >= 0 && y.max().item<int64_t>() < classes);
   };
@@ -178,9 +183,17 @@ void FedGktServer::aggregate(int64_t round, const std::vector<Reply>& replies) {
     FEDPP_CHECK(labels_ok(e.labels) && (!e.test_labels.defined() || labels_ok(e.test_labels)),
                 "FedGKT reply of client " + str(k) + " has labels outside [0, " + str(classes) +
                     ")");
+    NamedTensors eval_model = m.tensors.with_prefix("eval.", true);
+    if (!eval_model.empty())
+      for (const auto& [name, t] : module_state(*eval_client_))
+        FEDPP_CHECK(eval_model.contains(name) && eval_model.at(name).sizes() == t.sizes(),
+                    "FedGKT reply of client " + str(k) + ": its resnet8 for evaluation lacks '" +
+                        name + "' or has another shape");
     entries.emplace_back(k, std::move(e));
+    if (!eval_model.empty()) eval_models.emplace_back(k, eval_model.clone());
   }
   for (auto& [k, e] : entries) cache_->put(k, std::move(e));
+  for (auto& [k, m] : eval_models) client_models_[k] = std::move(m);
   if (replies.empty() || cache_->size() == 0) return;
   train_server(round);
   compute_logits();
@@ -224,8 +237,9 @@ void FedGktServer::train_server(int64_t round) {
     }
     macs += 3.0 * fwd_macs * static_cast<double>(seen);
     last_train_loss_ = seen ? sum / static_cast<double>(seen) : 0.0;
-    plateau_.step(last_train_loss_, *adam_);
+    if (opt_.scheduler_step == "epoch") plateau_.step(last_train_loss_, *adam_);
   }
+  if (opt_.scheduler_step == "round") plateau_.step(last_train_loss_, *adam_);
   last_macs_ = macs;
 }
 
@@ -249,41 +263,59 @@ void FedGktServer::compute_logits() {
   last_macs_ += static_cast<double>(model_->macs_per_sample()) * rows_done;
 }
 
-std::map<std::string, double> FedGktServer::evaluate(int64_t, const Dataset&) {
+std::map<std::string, double> FedGktServer::evaluate(int64_t, const Dataset& test) {
   std::map<std::string, double> out = {
       {"server_train_loss", last_train_loss_},
       {"server_lr", adam_->param_groups().at(0).options().get_lr()},
       {"server_macs", last_macs_},
       {"cache_bytes_memory", static_cast<double>(cache_->bytes_in_memory())},
       {"cache_bytes_disk", static_cast<double>(cache_->bytes_on_disk())}};
-  double correct = 0, loss = 0, total = 0, sum_acc = 0, lo = 1e300, hi = -1e300;
-  int64_t clients = 0;
+  torch::NoGradGuard no_grad;
   model_->eval();
+  eval_client_->eval();
+  const auto dev = setup_.device;
+  // (a) The global test set through every client's extractor + the server model, and through
+  // every client's resnet8 alone.
+  if (test.size() > 0 && !client_models_.empty()) {
+    double acc = 0, loss = 0, lo = 1e300, cacc = 0, closs = 0, clo = 1e300;
+    for (const auto& [k, weights] : client_models_) {
+      load_module_state(*eval_client_, weights);
+      auto s = evaluate_logits(test, [&](const torch::Tensor& x) {
+        return model_->forward(eval_client_->feature_map(x.to(dev))).cpu();
+      }, opt_.batch_size);
+      auto c = evaluate_logits(test, [&](const torch::Tensor& x) {
+        return eval_client_->forward(x.to(dev)).cpu();
+      }, opt_.batch_size);
+      acc += s.accuracy, loss += s.loss, lo = std::min(lo, s.accuracy);
+      cacc += c.accuracy, closs += c.loss, clo = std::min(clo, c.accuracy);
+    }
+    const double n = static_cast<double>(client_models_.size());
+    out["accuracy"] = acc / n;
+    out["loss"] = loss / n;
+    out["accuracy_min"] = lo;
+    out["client_accuracy"] = cacc / n;
+    out["client_loss"] = closs / n;
+    out["client_accuracy_min"] = clo;
+  }
+  // (b) Each client's own test split, from the feature maps it uploaded (personalised).
+  double sum_acc = 0, lo = 1e300;
+  int64_t clients = 0;
   for (int64_t k : cache_->clients()) {
     const CacheEntry en = cache_->get(k);
-    if (en.test_labels.numel() == 0) continue;
+    if (!en.test_labels.defined() || en.test_labels.numel() == 0) continue;
     Dataset d;
     d.x = en.test_features;
     d.y = en.test_labels;
     auto s = evaluate_logits(d, [&](const torch::Tensor& x) {
-      return model_->forward(x.to(torch::kFloat).to(setup_.device)).cpu();
+      return model_->forward(x.to(torch::kFloat).to(dev)).cpu();
     }, opt_.batch_size);
-    const double n = static_cast<double>(s.samples);
-    correct += s.accuracy * n;
-    loss += s.loss * n;
-    total += n;
     sum_acc += s.accuracy;
     lo = std::min(lo, s.accuracy);
-    hi = std::max(hi, s.accuracy);
-    out["server_accuracy_client" + str(k)] = s.accuracy;
     ++clients;
   }
   if (clients > 0) {
-    out["accuracy"] = correct / total;
-    out["loss"] = loss / total;
-    out["server_accuracy"] = sum_acc / static_cast<double>(clients);
-    out["server_accuracy_min"] = lo;
-    out["server_accuracy_max"] = hi;
+    out["personal_server_accuracy"] = sum_acc / static_cast<double>(clients);
+    out["personal_server_accuracy_min"] = lo;
   }
   return out;
 }
@@ -298,6 +330,8 @@ Message FedGktServer::save_state() const {
     m.tensors.set("logits_idx." + str(k), p.first);
     m.tensors.set("logits." + str(k), p.second);
   }
+  for (const auto& [k, w] : client_models_)
+    for (const auto& [n, t] : w) m.tensors.set("client_model." + str(k) + "." + n, t);
   m.metrics["server_lr"] = adam_->param_groups().at(0).options().get_lr();
   m.metrics["plateau_best"] = plateau_.best();
   m.metrics["plateau_bad_epochs"] = static_cast<double>(plateau_.bad_epochs());
@@ -320,6 +354,13 @@ void FedGktServer::load_state(const Message& state) {
     const int64_t k = std::stoll(name);
     logits_[k] = {t.clone(), state.tensors.at("logits." + name).clone()};
   }
+  client_models_.clear();
+  for (const auto& [name, t] : state.tensors.with_prefix("client_model.", true)) {
+    const auto dot = name.find('.');
+    FEDPP_CHECK(dot != std::string::npos, "checkpoint tensor 'client_model." + name +
+                                              "' does not name a client");
+    client_models_[std::stoll(name.substr(0, dot))].set(name.substr(dot + 1), t.clone());
+  }
 }
 
 // ---- client ----------------------------------------------------------------------------------
@@ -333,10 +374,12 @@ FedGktClient::FedGktClient(const AlgorithmSetup& setup)
 
 void FedGktClient::restore(const ClientContext& ctx) {
   auto saved = ctx.state->tensors.with_prefix("model.", true);
-  if (saved.empty()) {  // first round of this client: its own seeded initial weights
-    auto fresh = make_model_seeded(
-        "resnet8", setup_.spec,
-        derive_seed(setup_.seed, Purpose::kInit, {hash_name("fedgkt_client"), u(ctx.client_id)}));
+  if (saved.empty()) {  // first round of this client: the common (or its own) initial weights
+    const uint64_t seed =
+        opt_.common_init
+            ? derive_seed(setup_.seed, Purpose::kInit, {hash_name("fedgkt_client")})
+            : derive_seed(setup_.seed, Purpose::kInit, {hash_name("fedgkt_client"), u(ctx.client_id)});
+    auto fresh = make_model_seeded("resnet8", setup_.spec, seed);
     saved = module_state(*fresh);
   }
   load_module_state(*model_, saved);
@@ -417,6 +460,8 @@ Message FedGktClient::fit(const Message& in, ClientContext& ctx) {
   out.tensors.set("client_logits", n > 0 ? cat(zs) : torch::zeros({0, classes}));
   out.tensors.set("labels", train.y.clone());
   out.tensors.set("idx", torch::arange(n, torch::kLong));
+  // The client's resnet8, for the server's evaluation on the global test set only.
+  for (const auto& [name, t] : module_state(*model_)) out.tensors.set("eval." + name, t.cpu().clone());
   const Dataset& test = ctx.data->test;
   const int64_t m = opt_.send_test_features ? test.size() : 0;
   if (m > 0) {
