@@ -170,9 +170,14 @@ def run_one(r, fedpp, commit):
     cmd = fedpp_cmd(fedpp, r, out=partial)
     load_before = os.getloadavg()[0]
     t0 = time.time()
-    res = subprocess.run(cmd)
+    res = subprocess.run(cmd, stderr=subprocess.PIPE, text=True)
     secs = time.time() - t0
-    if res.returncode != 0:
+    sys.stderr.write(res.stderr)
+    error = (res.stderr.strip().splitlines() or [""])[-1]
+    # Divergence (fedpp stops on a non-finite loss) is an outcome of the grid, e.g. of a learning
+    # rate sweep: recorded, and the grid goes on. Any other failure stops the grid.
+    diverged = res.returncode != 0 and "non-finite" in error
+    if res.returncode != 0 and not diverged:
         die(f"run {r['label']} seed {r['seed']} failed (exit {res.returncode}); its partial results "
             f"are in {partial}; the command was: {' '.join(cmd)}")
     for f in os.listdir(partial):
@@ -180,6 +185,7 @@ def run_one(r, fedpp, commit):
         if f not in KEEP:
             shutil.rmtree(p) if os.path.isdir(p) else os.remove(p)
     info = {"command": ["fedpp"] + cmd[1:-2], "fedpp_commit": commit, "seconds": round(secs, 1),
+            "diverged": diverged, "error": error if diverged else "",
             "finished": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "cpus": os.cpu_count(),
             # 1-minute load average before and after: a run beside other heavy work (load well
@@ -266,15 +272,21 @@ def summarise(g, root, runs):
     table, columns = [], set()
     total_wall = 0.0
     for label in labels:
-        stats = []
+        stats, diverged = [], 0
         for r in runs:
-            if r["label"] == label and os.path.exists(os.path.join(r["dir"], "metrics.csv")):
-                s = per_run(read_metrics(r["dir"]), g["metric"], g["target"], g["last"])
-                if s:
-                    stats.append(s)
-                    columns.add(s["column"])
+            if r["label"] != label or not os.path.isdir(r["dir"]):
+                continue
+            with open(os.path.join(r["dir"], "run.json")) as f:
+                if json.load(f).get("diverged"):
+                    diverged += 1
+                    continue
+            s = per_run(read_metrics(r["dir"]), g["metric"], g["target"], g["last"])
+            if s:
+                stats.append(s)
+                columns.add(s["column"])
         total_wall += sum(s["wall"] for s in stats)
-        row = {"run": label, "seeds": len(stats), "of": len([r for r in runs if r["label"] == label])}
+        row = {"run": label, "seeds": len(stats), "diverged": diverged,
+               "of": len([r for r in runs if r["label"] == label])}
         for k in ("final", "last_mean", "best", "bytes", "client_macs", "server_macs", "wall"):
             row[k] = mean_sd([s[k] for s in stats])
         reached = [s["reached"] for s in stats if s["reached"] is not None]
@@ -284,14 +296,14 @@ def summarise(g, root, runs):
 
     with open(os.path.join(out_dir, "summary.csv"), "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
-        w.writerow(["run", "seeds", "rounds", "final_mean", "final_sd", "last_mean", "last_sd",
+        w.writerow(["run", "seeds", "diverged", "rounds", "final_mean", "final_sd", "last_mean", "last_sd",
                     "best_mean", "best_sd", "rounds_to_target_mean", "seeds_reaching_target",
                     "bytes_per_client_round", "client_macs_per_client_round", "server_macs_per_round",
                     "wall_s_mean", "wall_s_sd"])
         for t in table:
             def num(x):
                 return "" if x is None else repr(round(x, 10))
-            w.writerow([t["run"], t["seeds"], "/".join(map(str, t["rounds"])),
+            w.writerow([t["run"], t["seeds"], t["diverged"], "/".join(map(str, t["rounds"])),
                         num(t["final"][0]), num(t["final"][1]), num(t["last_mean"][0]),
                         num(t["last_mean"][1]), num(t["best"][0]), num(t["best"][1]),
                         num(t["reached"][0]), t["reached"][1], num(t["bytes"][0]),
@@ -309,7 +321,9 @@ def summarise(g, root, runs):
               f"*best* = best evaluated round; *to {g['target']:.0%}* = first round reaching it "
               f"(mean over the seeds that reach it, and how many do). Bytes = down + up per sampled "
               f"client per round; MACs = multiply-adds per sampled client per round (training = 3x "
-              f"forward); server MACs per round where the server trains. Wall = seconds per run.",
+              f"forward); server MACs per round where the server trains. Wall = seconds per run. "
+              f"Seeds = finished runs / runs in the grid; a diverged run (non-finite loss) is "
+              f"counted apart and left out of the statistics.",
               "",
               f"| run | seeds | rounds | final | last {g['last']} | best | to {g['target']:.0%} | "
               "bytes/client/round | client MACs | server MACs | wall s |",
@@ -317,8 +331,9 @@ def summarise(g, root, runs):
     for t in table:
         reach = "—" if t["reached"][1] == 0 else f"{t['reached'][0]:.1f} ({t['reached'][1]}/{t['seeds']})"
         wall = "—" if t["wall"][0] is None else f"{t['wall'][0]:.0f} ± {t['wall'][1]:.0f}"
+        div = f" ({t['diverged']} diverged)" if t["diverged"] else ""
         lines.append(
-            f"| {t['run']} | {t['seeds']}/{t['of']} | {'/'.join(map(str, t['rounds'])) or '—'} | "
+            f"| {t['run']} | {t['seeds']}/{t['of']}{div} | {'/'.join(map(str, t['rounds'])) or '—'} | "
             f"{fmt_pm(*t['final'])} | {fmt_pm(*t['last_mean'])} | {fmt_pm(*t['best'])} | {reach} | "
             f"{fmt_num(t['bytes'][0])}B | {fmt_num(t['client_macs'][0])} | "
             f"{fmt_num(t['server_macs'][0])} | {wall} |")
@@ -346,14 +361,14 @@ def main():
     runs = runs_of(g, args.results)
     if args.list:
         for r in runs:
-            done = os.path.exists(os.path.join(r["dir"], "metrics.csv"))
+            done = os.path.isdir(r["dir"])
             print(f"{'done ' if done else 'to do'}  {r['label']}  seed {r['seed']}")
         return
     os.makedirs(os.path.join(args.results, g["name"]), exist_ok=True)
     if not args.summary_only:
         if not os.access(args.fedpp, os.X_OK):
             die(f"fedpp binary '{args.fedpp}' not found: build it (bash scripts/build.sh) or pass --fedpp")
-        todo = [r for r in runs if not os.path.exists(os.path.join(r["dir"], "metrics.csv"))]
+        todo = [r for r in runs if not os.path.isdir(r["dir"])]  # renamed from .partial = finished
         if args.only:
             prefixes = args.only.split(",")
             todo = [r for r in todo if any(r["label"].startswith(p) for p in prefixes)]

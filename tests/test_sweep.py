@@ -160,6 +160,20 @@ def main():
         r = sweep(fedpp, os.path.join(tmp, "typo.toml"), results)
         check(r.returncode == 2 and "'seed'" in r.stderr, f"unknown grid key not named: {r.stderr}")
 
+        # A run that diverges (non-finite loss) is a result, not a crash: recorded, and the grid
+        # goes on; the summary counts it apart.
+        with open(os.path.join(tmp, "lr.toml"), "w") as f:
+            f.write(GRID.format(base=base).replace('name = "toy"', 'name = "lr"')
+                    .replace('"train.lr" = [0.05]', '"train.lr" = [1000.0, 0.05]')
+                    .replace("seeds = [1, 2]", "seeds = [1]"))
+        r = sweep(fedpp, os.path.join(tmp, "lr.toml"), results)
+        check(r.returncode == 0, f"a diverging run stopped the grid: {r.stderr}")
+        blown = os.path.join(results, "lr", "fedavg,train.lr=1000.0", "seed1", "run.json")
+        check(os.path.exists(blown) and b'"diverged": true' in read(blown), "divergence not recorded")
+        lr_summary = read(os.path.join(results, "lr", "summary.md")).decode()
+        check("| fedavg,train.lr=1000.0 | 0/1 (1 diverged) |" in lr_summary, lr_summary)
+        check("| fedavg,train.lr=0.05 | 1/1 |" in lr_summary, lr_summary)
+
         # fedpp report draws a band per sweep folder.
         r = subprocess.run([fedpp, "report", os.path.dirname(runs[0]), os.path.dirname(runs[1]),
                             "--out", os.path.join(tmp, "plots")], capture_output=True, text=True)
