@@ -16,6 +16,8 @@ A grid file (TOML; experiments/*.toml hold the project's):
     target = 0.85                      # for "rounds to target"
     last = 10                          # window of the "mean of the last rounds" column
     title = "..."                      # optional, for the summary's heading
+    reference = "standalone"           # optional run name: adds each run's difference to it,
+                                       # paired by seed (same partition), mean +- sd
     [grid]                             # optional: every combination, for every arm
     "train.lr" = [0.001, 0.01, 0.1]
     [[arm]]                            # one per method / variant
@@ -51,7 +53,7 @@ import time
 import tomllib
 
 GRID_KEYS = {"name", "seeds", "config", "set", "metric", "target", "last", "title", "grid", "arm",
-             "note"}
+             "note", "reference"}
 ARM_KEYS = {"name", "config", "set"}
 KEEP = ("metrics.csv", "config.toml")
 
@@ -257,6 +259,10 @@ def fmt_pm(m, sd, scale=100.0, digits=2):
     return f"{m * scale:.{digits}f} ± {sd * scale:.{digits}f}"
 
 
+def fmt_delta(m, sd):
+    return "—" if m is None else f"{m * 100:+.2f} ± {sd * 100:.2f}"
+
+
 def fmt_num(x):
     if x is None:
         return "—"
@@ -271,6 +277,7 @@ def summarise(g, root, runs):
     labels = list(dict.fromkeys(r["label"] for r in runs))
     table, columns = [], set()
     total_wall = 0.0
+    by_seed = {}  # label -> seed -> per-run stats
     for label in labels:
         stats, diverged = [], 0
         for r in runs:
@@ -283,6 +290,7 @@ def summarise(g, root, runs):
             s = per_run(read_metrics(r["dir"]), g["metric"], g["target"], g["last"])
             if s:
                 stats.append(s)
+                by_seed.setdefault(label, {})[r["seed"]] = s
                 columns.add(s["column"])
         total_wall += sum(s["wall"] for s in stats)
         row = {"run": label, "seeds": len(stats), "diverged": diverged,
@@ -293,13 +301,25 @@ def summarise(g, root, runs):
         row["reached"] = (mean_sd(reached)[0], len(reached))
         row["rounds"] = sorted({s["rounds"] for s in stats})
         table.append(row)
+    ref = g.get("reference")
+    if ref is not None and ref not in labels:
+        die(f"reference = \"{ref}\" is not a run of grid '{g['name']}' (runs: {', '.join(labels)})")
+    for row in table:
+        # The difference to the reference run of the same seed: the partition and the data are
+        # the same, so the seed-to-seed spread of the data cancels out.
+        pairs = [(s, by_seed.get(ref, {}).get(seed)) for seed, s in by_seed.get(row["run"], {}).items()]
+        pairs = [(a, b) for a, b in pairs if b is not None]
+        row["delta_final"] = mean_sd([a["final"] - b["final"] for a, b in pairs]) if ref else (None, None)
+        row["delta_last"] = mean_sd([a["last_mean"] - b["last_mean"] for a, b in pairs]) if ref else (None, None)
+        row["pairs"] = len(pairs)
 
     with open(os.path.join(out_dir, "summary.csv"), "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(["run", "seeds", "diverged", "rounds", "final_mean", "final_sd", "last_mean", "last_sd",
                     "best_mean", "best_sd", "rounds_to_target_mean", "seeds_reaching_target",
                     "bytes_per_client_round", "client_macs_per_client_round", "server_macs_per_round",
-                    "wall_s_mean", "wall_s_sd"])
+                    "wall_s_mean", "wall_s_sd", "delta_final_mean", "delta_final_sd",
+                    "delta_last_mean", "delta_last_sd", "paired_seeds"])
         for t in table:
             def num(x):
                 return "" if x is None else repr(round(x, 10))
@@ -308,7 +328,8 @@ def summarise(g, root, runs):
                         num(t["last_mean"][1]), num(t["best"][0]), num(t["best"][1]),
                         num(t["reached"][0]), t["reached"][1], num(t["bytes"][0]),
                         num(t["client_macs"][0]), num(t["server_macs"][0]), num(t["wall"][0]),
-                        num(t["wall"][1])])
+                        num(t["wall"][1]), num(t["delta_final"][0]), num(t["delta_final"][1]),
+                        num(t["delta_last"][0]), num(t["delta_last"][1]), t["pairs"]])
 
     col = "/".join(sorted(columns)) or g["metric"]
     lines = [f"# {g.get('title', g['name'])}", "",
@@ -323,18 +344,24 @@ def summarise(g, root, runs):
               f"client per round; MACs = multiply-adds per sampled client per round (training = 3x "
               f"forward); server MACs per round where the server trains. Wall = seconds per run. "
               f"Seeds = finished runs / runs in the grid; a diverged run (non-finite loss) is "
-              f"counted apart and left out of the statistics.",
+              f"counted apart and left out of the statistics." +
+              (f" *Δ vs {ref}* = the run's last-{g['last']} mean minus {ref}'s for the same seed "
+               f"(same partition), mean ± sd over the paired seeds, in points: a difference "
+               f"smaller than its sd is inside the noise." if ref else ""),
               "",
-              f"| run | seeds | rounds | final | last {g['last']} | best | to {g['target']:.0%} | "
+              f"| run | seeds | rounds | final | last {g['last']} | " +
+              (f"Δ vs {ref} | " if ref else "") + f"best | to {g['target']:.0%} | "
               "bytes/client/round | client MACs | server MACs | wall s |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if ref else "")]
     for t in table:
         reach = "—" if t["reached"][1] == 0 else f"{t['reached'][0]:.1f} ({t['reached'][1]}/{t['seeds']})"
         wall = "—" if t["wall"][0] is None else f"{t['wall'][0]:.0f} ± {t['wall'][1]:.0f}"
         div = f" ({t['diverged']} diverged)" if t["diverged"] else ""
         lines.append(
             f"| {t['run']} | {t['seeds']}/{t['of']}{div} | {'/'.join(map(str, t['rounds'])) or '—'} | "
-            f"{fmt_pm(*t['final'])} | {fmt_pm(*t['last_mean'])} | {fmt_pm(*t['best'])} | {reach} | "
+            f"{fmt_pm(*t['final'])} | {fmt_pm(*t['last_mean'])} | " +
+            (f"{fmt_delta(*t['delta_last'])} | " if ref else "") +
+            f"{fmt_pm(*t['best'])} | {reach} | "
             f"{fmt_num(t['bytes'][0])}B | {fmt_num(t['client_macs'][0])} | "
             f"{fmt_num(t['server_macs'][0])} | {wall} |")
     lines += ["", f"Compute: {total_wall / 3600:.2f} h of run wall time in all "

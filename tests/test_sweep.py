@@ -44,6 +44,7 @@ config = "{base}"
 set = ['rounds=4']
 target = 0.5
 last = 2
+reference = "fedavg,train.lr=0.05"
 [grid]
 "train.lr" = [0.05]
 [[arm]]
@@ -118,6 +119,9 @@ def main():
         summary_csv = read(os.path.join(exp, "summary.csv"))
         check(b"| fedavg,train.lr=0.05 | 2/2 | 4 |" in summary, summary.decode())
         check(b"| fedprox,train.lr=0.05 | 2/2 | 4 |" in summary, summary.decode())
+        check("Δ vs fedavg,train.lr=0.05" in summary.decode(), "no paired difference column")
+        check("| fedavg,train.lr=0.05 | 2/2 | 4 |" in summary.decode() and
+              "+0.00 ± 0.00" in summary.decode(), "the reference's difference to itself is not 0")
 
         # The summary is a function of results/ alone.
         os.remove(os.path.join(exp, "summary.md"))
