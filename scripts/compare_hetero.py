@@ -155,7 +155,7 @@ def main():
         "mean personalised accuracy reaches it.",
         "",
         f"Learning rate: {args.lr} for every method, the value of the FedMoE paper family's "
-        "published sibling code (FedGH, FedMRL) that methods/fedmoe.md prescribes; one rate for "
+        "published sibling code (FedGH, FedMRL) that docs/methods/fedmoe.md prescribes; one rate for "
         "all keeps the comparison fair (no per-method tuning). No lr sweep was run for this table.",
         "",
         "| setting | method | final acc | best acc | after fit | bytes/round/client | "

@@ -1,6 +1,6 @@
 // FD, federated distillation (Jeong et al., "Communication-Efficient On-Device Machine Learning:
 // Federated Distillation and Augmentation under Non-IID Private Data", 2018), in the
-// model-heterogeneous setting of methods/fedmoe.md.
+// model-heterogeneous setting of docs/methods/fedmoe.md.
 //
 // Client k trains its own private zoo model (hetero.hpp; prefix "model." in its ClientState) on
 // CE + fd.lambda * D(logits, G[y]), where G[y] is the global mean logit vector of the sample's

@@ -1,4 +1,4 @@
-// Federated Dropout (Caldas et al. 2018; methods/feddropout.md), on top of FedAvg.
+// Federated Dropout (Caldas et al. 2018; docs/methods/feddropout.md), on top of FedAvg.
 //
 // Server: per round and client (or, with feddropout.shared = true, once per round for all
 // clients) draws a seeded selection keeping a fraction (1 - feddropout.rate) of every hidden

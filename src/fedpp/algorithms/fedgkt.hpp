@@ -1,4 +1,4 @@
-// FedGKT: group knowledge transfer (He et al., NeurIPS 2020; methods/fedgkt.md).
+// FedGKT: group knowledge transfer (He et al., NeurIPS 2020; docs/methods/fedgkt.md).
 //
 // Clients train a small "resnet8" (their private model, kept in ClientState); the server trains
 // a large "resnet56_server" / "resnet110_server" (fedgkt.server_model) on the clients' 16-channel
@@ -38,7 +38,7 @@
 // one seeded initialisation (the reference seeds every process alike and copies one stem and
 // first stage into every client); false gives each client its own seed.
 //
-// Evaluation (every eval round), as the paper and methods/fedgkt.md define it, on the global
+// Evaluation (every eval round), as the paper and docs/methods/fedgkt.md define it, on the global
 // test set (the one FedAvg is scored on):
 //   (a) ServerAlgorithm::evaluate runs, for every client that has uploaded, that client's
 //       extractor (its resnet8's stem) followed by the server model over the whole global test

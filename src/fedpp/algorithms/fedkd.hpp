@@ -1,5 +1,5 @@
 // FedKD (Wu et al., "Communication-efficient federated learning via knowledge distillation",
-// Nature Communications 2022), in the model-heterogeneous setting of methods/fedmoe.md.
+// Nature Communications 2022), in the model-heterogeneous setting of docs/methods/fedmoe.md.
 //
 // Client k holds a private teacher (its own zoo model, hetero.hpp; prefix "model.") and a private
 // hidden-state adapter W_h = Linear(student D -> teacher D, no bias) (prefix "wh.", initialised

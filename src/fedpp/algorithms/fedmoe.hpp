@@ -1,5 +1,5 @@
 // FedMoE / pFedMoE (Yi et al., arXiv 2402.01350): model-heterogeneous personalised FL with a
-// per-client mixture of two experts (specification: methods/fedmoe.md).
+// per-client mixture of two experts (specification: docs/methods/fedmoe.md).
 //
 // Client k: local expert F_k = features() of its own zoo model (hetero.hpp), global expert G =
 // features() of zoo model fedmoe.global_expert (default cnn5, shared), gate H_k = flattened raw

@@ -1,5 +1,5 @@
 // FedProto (Tan et al., "FedProto: Federated Prototype Learning across Heterogeneous Clients",
-// AAAI 2022), in the model-heterogeneous setting of methods/fedmoe.md.
+// AAAI 2022), in the model-heterogeneous setting of docs/methods/fedmoe.md.
 //
 // Client k trains its own private zoo model (hetero.hpp; prefix "model." in its ClientState) on
 // CE + fedproto.lambda * MSE(features(x), P[y]), where P[y] is the global prototype of the

@@ -1,5 +1,5 @@
 // FML, federated mutual learning (Shen et al., "Federated Mutual Learning", 2020), in the
-// model-heterogeneous setting of methods/fedmoe.md.
+// model-heterogeneous setting of docs/methods/fedmoe.md.
 //
 // Client k holds its private zoo model (hetero.hpp; prefix "model." in its ClientState) and a
 // copy of the shared homogeneous "meme" model (zoo model fml.shared_model, default cnn5, the

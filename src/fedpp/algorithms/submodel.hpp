@@ -1,4 +1,4 @@
-// Federated Dropout's sub-models (methods/feddropout.md): which hidden units a client keeps,
+// Federated Dropout's sub-models (docs/methods/feddropout.md): which hidden units a client keeps,
 // cutting the kept rows / columns / filters of the global model into a smaller dense model, and
 // mapping trained sub-models back with a per-entry weighted average.
 //

@@ -1,4 +1,4 @@
-// Lossy and lossless encoding of one tensor for the wire (methods/feddropout.md).
+// Lossy and lossless encoding of one tensor for the wire (docs/methods/feddropout.md).
 //
 // A Pipeline applies, per tensor flattened to a vector x of length d:
 //   1. a basis transform: identity | hadamard (randomized, orthonormal) | kashin;

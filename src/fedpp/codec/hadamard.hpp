@@ -1,4 +1,4 @@
-// The randomized Hadamard transform (methods/feddropout.md): x (length d) times random +-1
+// The randomized Hadamard transform (docs/methods/feddropout.md): x (length d) times random +-1
 // signs drawn from a seed, zero-padded to a power of two n >= d, then the fast Walsh-Hadamard
 // transform scaled by 1/sqrt(n). The scaled transform is orthonormal and its own inverse, so
 // decoding is: transform, keep the first d entries, multiply by the same signs.

@@ -1,5 +1,5 @@
 // Kashin's representation (Lyubarskii & Vershynin) in the padded randomized Hadamard frame, as
-// in methods/feddropout.md and TensorFlow's tensor_encoding KashinHadamardEncodingStage. The
+// in docs/methods/feddropout.md and TensorFlow's tensor_encoding KashinHadamardEncodingStage. The
 // frame maps n coefficients to d <= n values by hadamard_inverse (transform, cut, signs); its
 // adjoint is hadamard_forward. The representation has n coefficients whose reconstruction is
 // exactly x (up to float rounding) and whose largest magnitude is small (about ||x|| / sqrt(n)

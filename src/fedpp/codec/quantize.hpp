@@ -1,4 +1,4 @@
-// Stochastic uniform quantisation to q bits (q = 1..16), as in methods/feddropout.md: the range
+// Stochastic uniform quantisation to q bits (q = 1..16), as in docs/methods/feddropout.md: the range
 // [lo, hi] of the vector is cut into 2^q - 1 equal steps and each value is rounded to one of its
 // two neighbouring levels at random, up with probability equal to its fractional position, so
 // the dequantised value is an unbiased estimate of the input. The dither is drawn from a seed.

@@ -6,7 +6,7 @@
 //   naming alpha and min_samples).
 // - pathological (k classes per client): client i holds k classes (assigned round-robin so every
 //   class is held by a near-equal number of clients); each class is split over its holders in
-//   proportions drawn from U(0.4, 0.6) and renormalised (methods/fedmoe.md).
+//   proportions drawn from U(0.4, 0.6) and renormalised (docs/methods/fedmoe.md).
 // Every index appears in exactly one client's list. All choices are seeded.
 #pragma once
 #include <torch/torch.h>

@@ -1,4 +1,4 @@
-// Bottleneck ResNets for CIFAR-sized inputs, as used by FedGKT (methods/fedgkt.md, after FedML's
+// Bottleneck ResNets for CIFAR-sized inputs, as used by FedGKT (docs/methods/fedgkt.md, after FedML's
 // resnet56_gkt): the edge model "resnet8", the server models "resnet56_server" and
 // "resnet110_server" (whose input is ResNet-8's 16-channel feature map H), and the full
 // "resnet56" / "resnet110" (stem + server body) for FedAvg on the big model.

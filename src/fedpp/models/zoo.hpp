@@ -15,7 +15,7 @@ struct ConvNetConfig {
   std::vector<int64_t> hidden;         // hidden FC widths (at least one); last = feature_dim
 };
 
-// Configurations of the registered models. k in 1..5 (table in methods/fedmoe.md).
+// Configurations of the registered models. k in 1..5 (table in docs/methods/fedmoe.md).
 ConvNetConfig fedavg_cnn_config();
 ConvNetConfig fedmoe_cnn_config(int k);
 ConvNetConfig mlp_config();
