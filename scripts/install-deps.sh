@@ -13,4 +13,5 @@ $SUDO apt-get install -y -q --no-install-recommends \
   libgtest-dev libgmock-dev libbenchmark-dev \
   zlib1g-dev libpng-dev libssl-dev openssl gnuplot-nox \
   clang libclang-rt-14-dev \
-  dataset-fashion-mnist
+  dataset-fashion-mnist \
+  python3-torch

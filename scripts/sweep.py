@@ -263,13 +263,13 @@ def fmt_delta(m, sd):
     return "—" if m is None else f"{m * 100:+.2f} ± {sd * 100:.2f}"
 
 
-def fmt_num(x):
+def fmt_num(x, unit_suffix=""):
     if x is None:
         return "—"
     for unit, s in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(x) >= s:
-            return f"{x / s:.3g}{unit}"
-    return f"{x:.3g}"
+            return f"{x / s:.3g}{unit}{unit_suffix}"
+    return f"{x:.3g}{unit_suffix}"
 
 
 def summarise(g, root, runs):
@@ -362,7 +362,7 @@ def summarise(g, root, runs):
             f"{fmt_pm(*t['final'])} | {fmt_pm(*t['last_mean'])} | " +
             (f"{fmt_delta(*t['delta_last'])} | " if ref else "") +
             f"{fmt_pm(*t['best'])} | {reach} | "
-            f"{fmt_num(t['bytes'][0])}B | {fmt_num(t['client_macs'][0])} | "
+            f"{fmt_num(t['bytes'][0], 'B')} | {fmt_num(t['client_macs'][0])} | "
             f"{fmt_num(t['server_macs'][0])} | {wall} |")
     lines += ["", f"Compute: {total_wall / 3600:.2f} h of run wall time in all "
               f"({sum(t['seeds'] for t in table)} runs).", ""]

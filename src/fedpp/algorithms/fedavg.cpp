@@ -4,6 +4,7 @@
 
 #include "fedpp/core/error.hpp"
 #include "fedpp/core/seed.hpp"
+#include "fedpp/models/state_dict.hpp"
 
 namespace fedpp {
 
@@ -44,6 +45,18 @@ FedAvgServer::FedAvgServer(const AlgorithmSetup& setup) : setup_(setup) {
   auto name = setup.cfg.get_choice("model.name", "fedavg_cnn", model_names());
   model_ = make_model_seeded(name, setup.spec, derive_seed(setup.seed, Purpose::kInit, {0}));
   global_ = module_state(*model_).clone();
+  // model.init: start from a saved model (global_model.pt of an earlier run, or a PyTorch
+  // state dict of the same architecture).
+  const auto init = setup.cfg.get_string("model.init", "");
+  if (!init.empty()) {
+    NamedTensors file = load_state_dict(init);
+    check_state_dict_fits(file, *model_, name, init);
+    for (const auto& [n, t] : global_) global_.set(n, file.at(n).clone().contiguous());
+  }
+}
+
+std::optional<ExportedModel> FedAvgServer::global_model() const {
+  return ExportedModel{model_->model_name(), global_};
 }
 
 Message FedAvgServer::configure_fit(int64_t, int64_t) {

@@ -32,6 +32,7 @@ class FedAvgServer : public ServerAlgorithm {
   // The global model, for personalised evaluation on each client's own split when the run asks
   // for it (eval.personalized = "true"; e.g. FedAvg beside personalised methods).
   std::optional<Message> configure_evaluate(int64_t round, int64_t client_id) override;
+  std::optional<ExportedModel> global_model() const override;
   Message save_state() const override;
   void load_state(const Message& state) override;
 

@@ -10,7 +10,9 @@
 #include "fedpp/core/config.hpp"
 #include "fedpp/core/error.hpp"
 #include "fedpp/fl/algorithm.hpp"
+#include "fedpp/fl/training.hpp"
 #include "fedpp/models/model.hpp"
+#include "fedpp/models/state_dict.hpp"
 #include "fedpp/report/run_writer.hpp"
 #include "fedpp/runtime/simulation.hpp"
 #include "fedpp/runtime/threads.hpp"
@@ -43,6 +45,45 @@ int cmd_run(const std::string& path, const std::vector<std::string>& sets,
     acc += fmt::format("{}personal accuracy {:.4f}", acc.empty() ? "" : ", ",
                        last.at("personal_accuracy_mean"));
   spdlog::info("done: {} after {} rounds in {:.1f} s", acc, rows.size(), wall);
+  return 0;
+}
+
+// fedpp eval: a saved model (global_model.pt, or a PyTorch state dict of a zoo model) scored on
+// the config's global test set, or run on given inputs with the logits written out.
+int cmd_eval(const std::string& model_path, const std::string& config_path,
+             const std::vector<std::string>& sets, const std::string& inputs,
+             const std::string& logits_out) {
+  auto cfg = fedpp::Config::from_file(config_path);
+  for (const auto& s : sets) cfg.set(s);
+  const auto name = cfg.get_choice("model.name", "fedavg_cnn", fedpp::model_names());
+  auto data = fedpp::load_federated_data(cfg);
+  auto model = fedpp::make_model(name, fedpp::spec_of(*data));
+  auto file = fedpp::load_state_dict(model_path);
+  fedpp::check_state_dict_fits(file, *model, name, model_path);
+  fedpp::load_module_state(*model, file);
+  model->eval();
+  torch::NoGradGuard no_grad;
+  if (!inputs.empty()) {
+    FEDPP_CHECK(!logits_out.empty(), "--inputs needs --logits OUT.pt (where to write the logits)");
+    auto x = fedpp::load_tensor(inputs).to(torch::kFloat);
+    const auto& shape = fedpp::spec_of(*data).input_shape;
+    std::vector<int64_t> want{x.dim() > 0 ? x.size(0) : 0};
+    want.insert(want.end(), shape.begin(), shape.end());
+    FEDPP_CHECK(x.sizes() == c10::IntArrayRef(want),
+                "inputs '" + inputs + "' have shape " + c10::str(x.sizes()) + ", the model needs " +
+                    c10::str(c10::IntArrayRef(want)) + " (N images of the config's data shape)");
+    fedpp::NamedTensors out;
+    out.set("logits", model->forward(x));
+    fedpp::save_state_dict(out, logits_out);
+    std::printf("wrote logits of %lld inputs to %s\n", static_cast<long long>(x.size(0)),
+                logits_out.c_str());
+    return 0;
+  }
+  const auto& test = data->global_test;
+  FEDPP_CHECK(test.size() > 0, "the config's data has no global test set to evaluate on");
+  auto s = fedpp::evaluate_logits(test, [&](const torch::Tensor& x) { return model->forward(x); });
+  std::printf("accuracy %.4f  loss %.4f  on %lld test images (%s)\n", s.accuracy, s.loss,
+              static_cast<long long>(s.samples), test.name.c_str());
   return 0;
 }
 
@@ -85,6 +126,15 @@ int main(int argc, char** argv) {
   models->add_option("--input", shape, "input shape C H W")->expected(3);
   models->add_option("--classes", classes, "number of classes");
 
+  auto* eval = app.add_subcommand("eval", "Score a saved model (global_model.pt) on a config's test set");
+  std::string eval_model, eval_config, eval_inputs, eval_logits;
+  std::vector<std::string> eval_sets;
+  eval->add_option("model", eval_model, "model file (a PyTorch state dict)")->required();
+  eval->add_option("config", eval_config, "config naming model.name and the data")->required();
+  eval->add_option("--set", eval_sets, "override a config key (repeatable)");
+  eval->add_option("--inputs", eval_inputs, "instead: run the model on this tensor file (torch.save(x, path))");
+  eval->add_option("--logits", eval_logits, "with --inputs: write the logits here");
+
   auto* algos = app.add_subcommand("algorithms", "List the algorithms");
 
   auto* report = app.add_subcommand("report", "Plot accuracy vs rounds and vs bytes for runs");
@@ -105,6 +155,7 @@ int main(int argc, char** argv) {
     }
     if (*run) return cmd_run(config_path, sets, out_dir, check_only);
     if (*models) return cmd_models(shape, classes);
+    if (*eval) return cmd_eval(eval_model, eval_config, eval_sets, eval_inputs, eval_logits);
     if (*algos) {
       for (const auto& n : fedpp::algorithm_names())
         std::printf("%-14s %s\n", n.c_str(), fedpp::find_algorithm(n).description.c_str());

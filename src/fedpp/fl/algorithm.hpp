@@ -61,6 +61,13 @@ struct AlgorithmSetup {
   torch::Device device = torch::kCPU;
 };
 
+// A trained model as a zoo model's state dict: `model` names the zoo model (model.name) whose
+// module_state() has exactly these tensor names and shapes.
+struct ExportedModel {
+  std::string model;
+  NamedTensors tensors;
+};
+
 // A ClientAlgorithm serves many clients, one at a time: everything client-specific lives in the
 // context (data, private state). The simulation builds one instance per worker thread.
 // Reply metrics the runtimes understand: "num_samples" (required), "client_macs" (multiply-adds
@@ -98,6 +105,9 @@ class ServerAlgorithm {
     (void)round; (void)client_id;
     return std::nullopt;
   }
+  // The method's global model, written to the results folder as global_model.pt (a PyTorch
+  // state dict), or nullopt when the method has no single global model (personalised methods).
+  virtual std::optional<ExportedModel> global_model() const { return std::nullopt; }
   // Checkpointing: the whole server state as tensors (+ scalars through Message metrics).
   virtual Message save_state() const = 0;
   virtual void load_state(const Message& state) = 0;

@@ -8,6 +8,7 @@
 #include "fedpp/core/error.hpp"
 #include "fedpp/core/seed.hpp"
 #include "fedpp/fl/wire.hpp"
+#include "fedpp/models/state_dict.hpp"
 #include "fedpp/runtime/sampling.hpp"
 
 namespace fedpp {
@@ -52,6 +53,7 @@ RunOptions RunOptions::from_config(const Config& cfg) {
   o.personalized = pers == "auto" ? info.personalized : pers == "true";
   o.output_dir = cfg.get_string("output.dir", "");
   o.quiet = cfg.get_bool("output.quiet", false);
+  o.save_model_every = cfg.get_int("output.save_model_every", 0, 0, 1000000);
   o.down = codec_spec_from_config(cfg, "codec.down");
   o.up = codec_spec_from_config(cfg, "codec.up");
   auto device = cfg.get_choice("runtime.device", "cpu", {"cpu", "cuda"});
@@ -256,6 +258,16 @@ void ServerLoop::end_eval(Row* row) {
 Row ServerLoop::record(Row row) {
   row["wall_s"] = seconds_since(t0_);
   if (writer_) writer_->append_round(row);
+  const bool last = round_ == opt_.rounds;
+  const bool every = opt_.save_model_every > 0 && round_ % opt_.save_model_every == 0;
+  if (writer_ && (last || every)) {
+    if (auto model = server_->global_model()) {
+      if (every)
+        save_state_dict(model->tensors, writer_->dir() + "/global_model_round" +
+                                            std::to_string(round_) + ".pt");
+      if (last) save_state_dict(model->tensors, writer_->dir() + "/global_model.pt");
+    }
+  }
   if (opt_.quiet) return row;
   std::string acc;
   if (row.count("accuracy")) acc += fmt::format("  acc {:.4f}", row["accuracy"]);

@@ -31,8 +31,8 @@
 namespace fedpp {
 
 // Run-level settings both runtimes read (keys: seed, rounds, algorithm.name,
-// sampling.fraction, eval.every, eval.personalized, output.dir, output.quiet, codec.down.*,
-// codec.up.*, runtime.device).
+// sampling.fraction, eval.every, eval.personalized, output.dir, output.quiet,
+// output.save_model_every, codec.down.*, codec.up.*, runtime.device).
 struct RunOptions {
   uint64_t seed = 1;
   int64_t rounds = 10;
@@ -41,6 +41,10 @@ struct RunOptions {
   bool personalized = false;
   std::string output_dir;
   bool quiet = false;
+  // With output.dir: the global model (where the method has one) is written as
+  // global_model.pt after the last round, and as global_model_round<r>.pt every this many
+  // rounds (0 = only the final one).
+  int64_t save_model_every = 0;
   std::string algorithm;
   CodecSpec down, up;
   torch::Device device = torch::kCPU;

@@ -1,0 +1,72 @@
+"""PyTorch definitions of fedpp's feed-forward zoo models, for the model files fedpp writes.
+
+fedpp writes a run's global model as global_model.pt, a state dict that Python's torch.load reads.
+The modules below have the same tensor names, shapes and forward pass as fedpp's ConvNet
+(src/fedpp/models/zoo.hpp), so the saved weights give the same predictions in PyTorch:
+
+    import torch, sys
+    sys.path.insert(0, "scripts")
+    from fedpp_models import build
+    model = build("fedavg_cnn", in_shape=(1, 28, 28), classes=10)
+    model.load_state_dict(torch.load("runs/x/global_model.pt"))
+    model.eval()
+    logits = model(images)            # images: float [N, 1, 28, 28], scaled as fedpp's loaders do
+
+Inputs are what fedpp feeds its models: pixel values / 255, then normalised per channel with
+the mean and standard deviation of the run's training data (src/fedpp/data/loaders.cpp).
+A model trained in PyTorch with these modules starts a fedpp run with model.init = "file.pt".
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+# (conv channels, same padding, hidden FC widths): src/fedpp/models/zoo.cpp
+CONFIGS = {
+    "fedavg_cnn": ((32, 64), True, (512,)),
+    "cnn1": ((16, 32), False, (2000, 500)),
+    "cnn2": ((16, 16), False, (2000, 500)),
+    "cnn3": ((16, 32), False, (1000, 500)),
+    "cnn4": ((16, 32), False, (800, 500)),
+    "cnn5": ((16, 32), False, (500, 500)),
+    "mlp": ((), False, (200, 200)),
+}
+
+
+class ConvNet(nn.Module):
+    """5x5 convs (each ReLU then 2x2 max-pool), flatten, hidden FCs with ReLU, a linear head.
+    Tensors: conv1, conv2, ..., fc1, fc2, ... (the last fc is the head)."""
+
+    def __init__(self, in_shape, classes, conv_channels, same_padding, hidden):
+        super().__init__()
+        c, h, w = in_shape
+        pad = 2 if same_padding else 0
+        self.n_conv = len(conv_channels)
+        for i, out in enumerate(conv_channels):
+            setattr(self, f"conv{i + 1}", nn.Conv2d(c, out, 5, padding=pad))
+            c, h, w = out, (h + 2 * pad - 4) // 2, (w + 2 * pad - 4) // 2
+        widths = [c * h * w, *hidden, classes]
+        self.n_fc = len(widths) - 1
+        for i in range(self.n_fc):
+            setattr(self, f"fc{i + 1}", nn.Linear(widths[i], widths[i + 1]))
+
+    def features(self, x):
+        for i in range(self.n_conv):
+            x = F.max_pool2d(F.relu(getattr(self, f"conv{i + 1}")(x)), 2)
+        x = torch.flatten(x, 1)
+        for i in range(self.n_fc - 1):
+            x = F.relu(getattr(self, f"fc{i + 1}")(x))
+        return x
+
+    def head(self, r):
+        return getattr(self, f"fc{self.n_fc}")(r)
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+def build(name, in_shape=(1, 28, 28), classes=10):
+    """The zoo model `name` (fedavg_cnn, cnn1..cnn5, mlp) for inputs `in_shape` = (C, H, W)."""
+    if name not in CONFIGS:
+        raise ValueError(f"no PyTorch definition for zoo model '{name}' here; known: {sorted(CONFIGS)}")
+    convs, same, hidden = CONFIGS[name]
+    return ConvNet(in_shape, classes, convs, same, hidden)

@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""A model fedpp trained, read by Python's torch (Debian python3-torch) into the module of
+scripts/fedpp_models.py, gives the same logits as fedpp on the same inputs; and a state dict
+that PyTorch wrote starts a fedpp run (model.init). Run by CTest: python3 test_export.py FEDPP.
+Exit code 77 (CTest: skipped) when this Python has no torch."""
+import os
+import subprocess
+import sys
+import tempfile
+
+try:
+    import torch
+except ImportError:
+    print("python3-torch is not installed: apt-get install python3-torch")
+    sys.exit(77)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "scripts"))
+from fedpp_models import build  # noqa: E402
+
+CONFIG = """seed = 4
+rounds = 1
+[data]
+dataset = "synthetic"
+synthetic_samples = 300
+synthetic_test_samples = 60
+synthetic_classes = 4
+num_clients = 2
+[model]
+name = "{model}"
+[train]
+lr = 0.02
+batch_size = 32
+[runtime]
+workers = 1
+[output]
+quiet = true
+"""
+
+
+def run(*cmd):
+    r = subprocess.run(list(cmd), capture_output=True, text=True)
+    if r.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed: {r.stderr}")
+    return r.stdout
+
+
+def main():
+    fedpp = sys.argv[1]
+    with tempfile.TemporaryDirectory(prefix="fedpp_export_") as tmp:
+        for name in ("mlp", "fedavg_cnn", "cnn3"):
+            cfg = os.path.join(tmp, f"{name}.toml")
+            with open(cfg, "w") as f:
+                f.write(CONFIG.format(model=name))
+            out = os.path.join(tmp, name)
+            run(fedpp, "run", cfg, "--out", out)
+            state = torch.load(os.path.join(out, "global_model.pt"))
+            model = build(name, (1, 28, 28), 4)
+            model.load_state_dict(state)  # strict: every name and shape must match
+            model.eval()
+            gen = torch.Generator().manual_seed(1)
+            x = torch.randn(16, 1, 28, 28, generator=gen)
+            torch.save(x, os.path.join(tmp, "inputs.pt"))
+            run(fedpp, "eval", os.path.join(out, "global_model.pt"), cfg, "--inputs",
+                os.path.join(tmp, "inputs.pt"), "--logits", os.path.join(tmp, "logits.pt"))
+            theirs = torch.load(os.path.join(tmp, "logits.pt"))["logits"]
+            with torch.no_grad():
+                ours = model(x)
+            if not torch.allclose(ours, theirs, rtol=1e-4, atol=1e-5):
+                raise AssertionError(f"{name}: PyTorch logits differ from fedpp's by "
+                                     f"{(ours - theirs).abs().max().item()}")
+            if not torch.equal(ours.argmax(1), theirs.argmax(1)):
+                raise AssertionError(f"{name}: predictions differ")
+
+        # A state dict PyTorch wrote starts a fedpp run, and fedpp eval scores it.
+        model = build("mlp", (1, 28, 28), 4)
+        torch.save(dict(model.state_dict()), os.path.join(tmp, "from_pytorch.pt"))
+        cfg = os.path.join(tmp, "mlp.toml")
+        out = run(fedpp, "eval", os.path.join(tmp, "from_pytorch.pt"), cfg)
+        if "accuracy" not in out:
+            raise AssertionError(f"fedpp eval printed no accuracy: {out}")
+        run(fedpp, "run", cfg, "--out", os.path.join(tmp, "init"), "--set",
+            f'model.init="{os.path.join(tmp, "from_pytorch.pt")}"')
+        # An OrderedDict (what state_dict() returns) cannot be read by LibTorch: the error says
+        # how to save it instead.
+        torch.save(model.state_dict(), os.path.join(tmp, "ordered.pt"))
+        r = subprocess.run([fedpp, "eval", os.path.join(tmp, "ordered.pt"), cfg],
+                           capture_output=True, text=True)
+        if r.returncode != 2 or "dict(model.state_dict())" not in r.stderr:
+            raise AssertionError(f"an OrderedDict file was not refused with the fix: {r.stderr}")
+        # Another architecture's file: one clear error naming the tensor.
+        r = subprocess.run([fedpp, "eval", os.path.join(tmp, "from_pytorch.pt"),
+                            os.path.join(tmp, "cnn3.toml")], capture_output=True, text=True)
+        if r.returncode != 2 or "conv1.weight" not in r.stderr:
+            raise AssertionError(f"a foreign model file was not refused clearly: {r.stderr}")
+    print("export: PyTorch reads fedpp's models and fedpp reads PyTorch's")
+
+
+if __name__ == "__main__":
+    main()
