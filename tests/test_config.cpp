@@ -28,6 +28,15 @@ TEST(Config, ReadsTypedValuesAndDefaults) {
   EXPECT_NO_THROW(c.check_all_used());
 }
 
+TEST(Config, ADirectoryIsNotAConfig) {
+  try {
+    Config::from_file(testing::TempDir());
+    FAIL() << "expected an error";
+  } catch (const fedpp::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("is a directory"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Config, IntegerAcceptedWhereNumberExpected) {
   auto c = Config::from_string("[train]\nlr = 1\n");
   EXPECT_DOUBLE_EQ(c.get_double("train.lr", 0.5), 1.0);

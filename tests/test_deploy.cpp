@@ -399,7 +399,9 @@ TEST(Deploy, ServerKilledAndResumedOverMutualTlsGivesTheSameResult) {
 
 TEST(Deploy, BadTokensAndBadRepliesAreRefusedAndTheServerKeepsRunning) {
   auto dir = test_dir();
-  auto config = write_config(dir, config_text(dir, 2, 6, "max_message_bytes = 1000000\n"));
+  auto config = write_config(dir, config_text(dir, 2, 10,
+                                              "max_message_bytes = 1000000\n"
+                                              "max_decoded_bytes = 2000000\n"));
   const int port = free_port();
   Procs procs;
   pid_t server = procs.start({"serve", config.string(), "--listen",
@@ -469,12 +471,45 @@ TEST(Deploy, BadTokensAndBadRepliesAreRefusedAndTheServerKeepsRunning) {
   s = raw.send(6, std::string(5000, 'x'), &ack, 100);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
 
+  // 7: a decompression bomb: an honest reply plus a 1-bit "constant" tensor of 1M floats, a
+  // few hundred kB on the wire that would decode to 4 MB, over deploy.max_decoded_bytes.
+  m = task_of(7);
+  m.metrics["num_samples"] = 10;
+  Message bomb = m;
+  bomb.tensors.set("bomb", torch::zeros({1 << 20}));
+  CodecSpec one_bit;
+  one_bit.bits = 1;
+  auto bomb_bytes = encode_message(bomb, Pipeline(one_bit), up_seed(5, 7, 0));
+  ASSERT_LT(bomb_bytes.size(), 1000000u);
+  ASSERT_TRUE(raw.send(7, bomb_bytes, &ack).ok());
+  EXPECT_FALSE(ack.accepted());
+  EXPECT_NE(ack.reason().find("refused before decoding"), std::string::npos) << ack.reason();
+
+  // 8-10: forged metrics: a weight of 1e300, a NaN loss, a name that would split the CSV.
+  m = task_of(8);
+  m.metrics["num_samples"] = 1e300;
+  ASSERT_TRUE(raw.send(8, encode_message(m, lossless, up_seed(5, 8, 0)), &ack).ok());
+  EXPECT_FALSE(ack.accepted());
+  EXPECT_NE(ack.reason().find("num_samples"), std::string::npos) << ack.reason();
+  m = task_of(9);
+  m.metrics["num_samples"] = 10;
+  m.metrics["train_loss"] = std::nan("");
+  ASSERT_TRUE(raw.send(9, encode_message(m, lossless, up_seed(5, 9, 0)), &ack).ok());
+  EXPECT_FALSE(ack.accepted());
+  EXPECT_NE(ack.reason().find("'train_loss' is not finite"), std::string::npos) << ack.reason();
+  m = task_of(10);
+  m.metrics["num_samples"] = 10;
+  m.metrics["evil,col\nx"] = 1.0;
+  ASSERT_TRUE(raw.send(10, encode_message(m, lossless, up_seed(5, 10, 0)), &ack).ok());
+  EXPECT_FALSE(ack.accepted());
+  EXPECT_NE(ack.reason().find("metric name"), std::string::npos) << ack.reason();
+
   // The server took none of it and finished the run with the honest client.
   ASSERT_TRUE(exited_ok(procs.wait(server, 300))) << procs.logs();
   ASSERT_TRUE(exited_ok(procs.wait(honest, 60))) << procs.logs();
   auto rows = read_rows((dir / "out").string());
-  ASSERT_EQ(rows.size(), 6u);
-  for (int r = 0; r < 6; ++r) {
+  ASSERT_EQ(rows.size(), 10u);
+  for (int r = 0; r < 10; ++r) {
     EXPECT_EQ(rows[r].at("replies"), 1) << "round " << r + 1;
     EXPECT_EQ(rows[r].at("rejected"), 1) << "round " << r + 1;
   }

@@ -95,6 +95,39 @@ TEST(Wire, MalformedBytesRejected) {
   EXPECT_THROW(decode_message(bytes.substr(0, bytes.size() - 7), 3), Error);
 }
 
+// A message is checked against its limits on the tensor headers, before any payload expands.
+TEST(Wire, LimitsRefuseBombsAndWrongShapesBeforeDecoding) {
+  Message m;
+  m.tensors.set("w", torch::randn({100, 10}));
+  m.tensors.set("bomb", torch::zeros({1 << 22}));  // 16 MB as float32
+  CodecSpec one_bit;
+  one_bit.bits = 1;
+  auto bytes = encode_message(m, Pipeline(one_bit), 4);
+  EXPECT_LT(bytes.size(), 600000u);  // half a megabyte on the wire
+  DecodeLimits cap;
+  cap.max_decoded_bytes = 1 << 20;
+  try {
+    decode_message(bytes, 4, nullptr, cap);
+    FAIL() << "expected the cap to refuse the message";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'bomb'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("refused before decoding"), std::string::npos) << e.what();
+  }
+  cap.max_decoded_bytes = 32 << 20;
+  EXPECT_EQ(decode_message(bytes, 4, nullptr, cap).tensors.size(), 2u);
+  NamedTensors sent;
+  sent.set("w", torch::zeros({10, 100}));
+  DecodeLimits shapes;
+  shapes.shapes = &sent;
+  try {
+    decode_message(bytes, 4, nullptr, shapes);
+    FAIL() << "expected a shape mismatch";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("tensor 'w' has shape [100, 10], but was sent as [10, 100]"),
+              std::string::npos) << e.what();
+  }
+}
+
 TEST(Sampling, FractionSeededSortedDistinct) {
   auto a = sample_clients(100, 0.1, 7, 3);
   auto b = sample_clients(100, 0.1, 7, 3);

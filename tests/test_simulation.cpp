@@ -117,6 +117,12 @@ TEST(Simulation, FedAvgPersonalisedEvaluationOnRequest) {
   EXPECT_FALSE(plain.back().count("personal_accuracy_mean"));
 }
 
+// One file drives both runtimes: the simulation accepts (and ignores) the [deploy] section.
+TEST(Simulation, AcceptsADeploySection) {
+  auto rows = Simulation(toy_config("[deploy]\npoll_s = 1\ntoken_secret = \"s\"\n"), toy_data(2)).run();
+  EXPECT_EQ(rows.size(), 3u);
+}
+
 TEST(Simulation, PartialParticipation) {
   auto cfg = toy_config("[sampling]\nfraction = 0.5\n");
   auto rows = Simulation(cfg, toy_data(4)).run();

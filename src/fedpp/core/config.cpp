@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <set>
@@ -99,6 +100,9 @@ Config Config::from_string(const std::string& text, const std::string& origin) {
 }
 
 Config Config::from_file(const std::string& path) {
+  std::error_code ec;
+  FEDPP_CHECK(!std::filesystem::is_directory(path, ec),
+              "config '" + path + "' is a directory: give a TOML file, e.g. configs/default.toml");
   std::ifstream in(path);
   FEDPP_CHECK(in.good(), "config file '" + path + "' cannot be read: check the path");
   std::stringstream ss;

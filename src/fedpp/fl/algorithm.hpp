@@ -57,6 +57,9 @@ struct AlgorithmSetup {
   Config cfg;
   ModelSpec spec;             // input shape and class count of the data
   int64_t num_clients = 0;
+  // Training samples of every client (the partition), where the process knows it; the server
+  // refuses a reply claiming more. Empty = unknown.
+  std::vector<int64_t> client_train_sizes;
   uint64_t seed = 0;          // run seed
   torch::Device device = torch::kCPU;
 };

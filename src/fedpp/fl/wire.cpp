@@ -1,5 +1,7 @@
 #include "fedpp/fl/wire.hpp"
 
+#include <algorithm>
+
 #include "fedpp/core/error.hpp"
 #include "fedpp/core/seed.hpp"
 #include "fedpp/proto/fedpp.pb.h"
@@ -42,7 +44,8 @@ std::string encode_message(const Message& m, const Pipeline& pipeline, uint64_t 
   return out;
 }
 
-Message decode_message(const std::string& bytes, uint64_t seed, const NamedTensors* reference) {
+Message decode_message(const std::string& bytes, uint64_t seed, const NamedTensors* reference,
+                       const DecodeLimits& limits) {
   wire::Message w;
   FEDPP_CHECK(w.ParseFromString(bytes),
               "malformed message: " + std::to_string(bytes.size()) +
@@ -50,6 +53,31 @@ Message decode_message(const std::string& bytes, uint64_t seed, const NamedTenso
   FEDPP_CHECK(w.version() == kWireVersion,
               "message has wire version " + std::to_string(w.version()) + ", this build speaks " +
                   std::to_string(kWireVersion) + ": run the same fedpp version on both ends");
+  // Every tensor's declared shape is checked, and the decoded size summed, before any payload
+  // is expanded.
+  constexpr int64_t kMaxElements = int64_t{1} << 40;
+  int64_t decoded = 0;
+  for (const auto& wt : w.tensors()) {
+    int64_t numel = 1;
+    for (int64_t s : wt.shape()) {
+      FEDPP_CHECK(s >= 0 && (s == 0 || numel <= kMaxElements / s),
+                  "malformed message: tensor '" + wt.name() + "' has an invalid shape");
+      numel *= s;
+    }
+    if (limits.shapes && limits.shapes->contains(wt.name())) {
+      const auto want = limits.shapes->at(wt.name()).sizes();
+      FEDPP_CHECK(std::vector<int64_t>(wt.shape().begin(), wt.shape().end()) == want.vec(),
+                  "tensor '" + wt.name() + "' has shape " +
+                      c10::str(c10::IntArrayRef(wt.shape().data(), wt.shape().size())) +
+                      ", but was sent as " + c10::str(want));
+    }
+    decoded += std::max<int64_t>(numel * 4, static_cast<int64_t>(wt.data().size()));
+    FEDPP_CHECK(limits.max_decoded_bytes <= 0 || decoded <= limits.max_decoded_bytes,
+                "message decodes to more than " + std::to_string(limits.max_decoded_bytes) +
+                    " bytes (at tensor '" + wt.name() + "', " + std::to_string(decoded) +
+                    " bytes so far): refused before decoding; raise deploy.max_decoded_bytes if "
+                    "honest replies are this large");
+  }
   static const Pipeline decoder;
   Message m;
   for (const auto& wt : w.tensors()) {

@@ -29,8 +29,21 @@ enum class Delta { kWhenLossy, kAlways };
 std::string encode_message(const Message& m, const Pipeline& pipeline, uint64_t seed,
                            const NamedTensors* reference = nullptr,
                            Delta delta = Delta::kWhenLossy);
-// Throws fedpp::Error for malformed bytes, a wrong version, or a delta without its reference.
+// What a receiver accepts, checked on the message's tensor headers before any payload is
+// expanded (a few bytes of a lossy encoding can stand for gigabytes of floats).
+struct DecodeLimits {
+  // Cap on the decoded size of the whole message: the sum over its tensors of elements x 4
+  // bytes (float32, what lossy encodings decode to; raw payloads are as large as their bytes).
+  // 0 = no cap.
+  int64_t max_decoded_bytes = 0;
+  // A tensor named like one of these must have its shape (not owned; may be null).
+  const NamedTensors* shapes = nullptr;
+};
+
+// Throws fedpp::Error for malformed bytes, a wrong version, a delta without its reference, or
+// a message outside `limits` (naming the tensor, or the sizes against the cap).
 Message decode_message(const std::string& bytes, uint64_t seed,
-                       const NamedTensors* reference = nullptr);
+                       const NamedTensors* reference = nullptr,
+                       const DecodeLimits& limits = {});
 
 }  // namespace fedpp

@@ -450,12 +450,7 @@ FederationServer::FederationServer(Config cfg, const ServeOptions& sopt)
 
   s.data = load_federated_data(cfg);
   const auto& info = find_algorithm(s.opt.algorithm);
-  AlgorithmSetup setup;
-  setup.cfg = cfg;
-  setup.spec = spec_of(*s.data);
-  setup.num_clients = static_cast<int64_t>(s.data->clients.size());
-  setup.seed = s.opt.seed;
-  setup.device = s.opt.device;
+  AlgorithmSetup setup = setup_for(cfg, s.opt, *s.data);
   s.loop = std::make_unique<ServerLoop>(cfg, s.opt, info, setup, s.data->global_test);
   s.loop->set_tolerate_bad_replies(true);
   info.make_client(setup);  // reads the client half's keys, so that the check below covers them

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 
 #include "fedpp/core/error.hpp"
@@ -18,12 +19,21 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 uint64_t u(int64_t v) { return static_cast<uint64_t>(v); }
-// "" when every tensor of `reply` named like one in `sent` has its shape, else the reason.
-std::string shape_mismatch(const NamedTensors& reply, const NamedTensors& sent) {
-  for (const auto& [name, t] : reply)
-    if (sent.contains(name) && sent.at(name).sizes() != t.sizes())
-      return "tensor '" + name + "' has shape " + c10::str(t.sizes()) + ", but was sent as " +
-             c10::str(sent.at(name).sizes());
+
+// Metric names become CSV columns and JSON keys: letters, digits, '_' and '.', 1 to 64 long.
+bool safe_name(const std::string& name) {
+  if (name.empty() || name.size() > 64) return false;
+  for (unsigned char c : name)
+    if (!(std::isalnum(c) || c == '_' || c == '.')) return false;
+  return true;
+}
+
+// "" when every metric of a reply has a safe name and a finite value, else the reason.
+std::string bad_metric(const std::map<std::string, double>& metrics) {
+  for (const auto& [k, v] : metrics) {
+    if (!safe_name(k)) return "a metric name is not [A-Za-z0-9_.]{1,64}";
+    if (!std::isfinite(v)) return "metric '" + k + "' is not finite";
+  }
   return "";
 }
 }  // namespace
@@ -54,6 +64,8 @@ RunOptions RunOptions::from_config(const Config& cfg) {
   o.output_dir = cfg.get_string("output.dir", "");
   o.quiet = cfg.get_bool("output.quiet", false);
   o.save_model_every = cfg.get_int("output.save_model_every", 0, 0, 1000000);
+  o.max_decoded_bytes =
+      cfg.get_int("deploy.max_decoded_bytes", o.max_decoded_bytes, 1024, int64_t{1} << 40);
   o.down = codec_spec_from_config(cfg, "codec.down");
   o.up = codec_spec_from_config(cfg, "codec.up");
   auto device = cfg.get_choice("runtime.device", "cpu", {"cpu", "cuda"});
@@ -114,13 +126,24 @@ std::string ServerLoop::accept_reply(int64_t client, const std::string& bytes) {
   if (replies_.count(client)) return "client " + std::to_string(client) + " already replied";
   std::string reason;
   try {
-    Message m = decode_message(bytes, up_seed(opt_.seed, round_, client), &it->second.tensors);
+    DecodeLimits limits;
+    limits.max_decoded_bytes = opt_.max_decoded_bytes;
+    limits.shapes = &it->second.tensors;
+    Message m =
+        decode_message(bytes, up_seed(opt_.seed, round_, client), &it->second.tensors, limits);
     const auto n = m.metrics.find("num_samples");
-    reason = shape_mismatch(m.tensors, it->second.tensors);
+    reason = bad_metric(m.metrics);
     if (reason.empty() && !m.tensors.all_finite())
       reason = "non-finite values (NaN or Inf) in its update";
-    if (reason.empty() && (n == m.metrics.end() || !std::isfinite(n->second) || n->second < 0))
-      reason = "no valid num_samples metric";
+    // num_samples weights aggregation: a whole number, at most what the client holds.
+    const auto cu = static_cast<size_t>(client);
+    const double held = cu < setup_.client_train_sizes.size()
+                            ? static_cast<double>(setup_.client_train_sizes[cu])
+                            : 1e15;
+    if (reason.empty() && (n == m.metrics.end() || n->second < 0 ||
+                           n->second != std::floor(n->second) || n->second > held))
+      reason = "num_samples must be a whole number in [0, " +
+               std::to_string(static_cast<int64_t>(held)) + "] (the client's training samples)";
     if (reason.empty()) replies_[client] = Reply{client, std::move(m)};
   } catch (const Error& e) {
     reason = e.what();
@@ -214,8 +237,11 @@ std::vector<Task> ServerLoop::begin_eval(int64_t round) {
 std::string ServerLoop::accept_eval(int64_t client, const std::string& bytes) {
   if (!eval_sent_bytes_.count(client)) return "client " + std::to_string(client) + " was not asked";
   try {
-    Message m = decode_message(bytes, up_seed(opt_.seed, round_, client) ^ 1);
+    DecodeLimits limits;
+    limits.max_decoded_bytes = opt_.max_decoded_bytes;
+    Message m = decode_message(bytes, up_seed(opt_.seed, round_, client) ^ 1, nullptr, limits);
     if (!m.metrics.count("accuracy")) return "evaluation reply has no accuracy";
+    if (auto bad = bad_metric(m.metrics); !bad.empty()) return "evaluation reply: " + bad;
     Row r(m.metrics.begin(), m.metrics.end());
     r["client"] = static_cast<double>(client);
     evals_[client] = std::move(r);

@@ -12,7 +12,10 @@
 // It owns the ServerAlgorithm, the codec pipelines and the results folder. Replies that fail to
 // decode, are not finite, or come from a client that was not asked are rejected with a reason
 // (and left out of aggregation), and so are replies carrying a tensor of the same name as one
-// the client was sent but of another shape.
+// the client was sent but of another shape, replies that would decode to more than
+// deploy.max_decoded_bytes (both checked before any payload is expanded), replies with a metric
+// that is not finite or whose name is not [A-Za-z0-9_.]{1,64}, and replies whose num_samples is
+// not a whole number between 0 and the client's training-set size (when the setup knows it).
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -32,7 +35,7 @@ namespace fedpp {
 
 // Run-level settings both runtimes read (keys: seed, rounds, algorithm.name,
 // sampling.fraction, eval.every, eval.personalized, output.dir, output.quiet,
-// output.save_model_every, codec.down.*, codec.up.*, runtime.device).
+// output.save_model_every, deploy.max_decoded_bytes, codec.down.*, codec.up.*, runtime.device).
 struct RunOptions {
   uint64_t seed = 1;
   int64_t rounds = 10;
@@ -45,6 +48,8 @@ struct RunOptions {
   // global_model.pt after the last round, and as global_model_round<r>.pt every this many
   // rounds (0 = only the final one).
   int64_t save_model_every = 0;
+  // Cap on a reply's decoded size, checked before decoding (deploy.max_decoded_bytes, 1 GiB).
+  int64_t max_decoded_bytes = int64_t{1} << 30;
   std::string algorithm;
   CodecSpec down, up;
   torch::Device device = torch::kCPU;

@@ -28,6 +28,17 @@ ModelSpec spec_of(const FederatedData& data) {
   return ModelSpec{d.sample_shape(), d.num_classes};
 }
 
+AlgorithmSetup setup_for(const Config& cfg, const RunOptions& opt, const FederatedData& data) {
+  AlgorithmSetup setup;
+  setup.cfg = cfg;
+  setup.spec = spec_of(data);
+  setup.num_clients = static_cast<int64_t>(data.clients.size());
+  for (const auto& c : data.clients) setup.client_train_sizes.push_back(c.train.size());
+  setup.seed = opt.seed;
+  setup.device = opt.device;
+  return setup;
+}
+
 Simulation::Simulation(Config cfg) : cfg_(std::move(cfg)) {
   data_ = load_federated_data(cfg_);
   build();
@@ -50,12 +61,7 @@ void Simulation::build() {
   const auto& info = find_algorithm(opt_.algorithm);
 
   set_worker_threads(static_cast<int>(sim_.threads));
-  AlgorithmSetup setup;
-  setup.cfg = cfg_;
-  setup.spec = spec_of(*data_);
-  setup.num_clients = static_cast<int64_t>(data_->clients.size());
-  setup.seed = opt_.seed;
-  setup.device = opt_.device;
+  AlgorithmSetup setup = setup_for(cfg_, opt_, *data_);
   loop_ = std::make_unique<ServerLoop>(cfg_, opt_, info, setup, data_->global_test);
   for (int64_t w = 0; w < sim_.workers; ++w)
     runners_.push_back(std::make_unique<ClientRunner>(opt_, info.make_client(setup)));
@@ -66,6 +72,7 @@ void Simulation::build() {
   } else {
     states_ = make_memory_store(setup.num_clients);
   }
+  cfg_.mark_used("deploy");  // one file drives both: the simulation ignores deploy.*
   cfg_.check_all_used();
   // The server thread (aggregation, global evaluation) may use every core the workers use.
   set_worker_threads(static_cast<int>(sim_.workers * sim_.threads));

@@ -65,5 +65,8 @@ class Simulation {
 std::shared_ptr<const FederatedData> load_federated_data(const Config& cfg);
 // The ModelSpec (input shape, classes) of a data set.
 ModelSpec spec_of(const FederatedData& data);
+// The AlgorithmSetup of a process that holds `data` (the simulation, the gRPC server): config,
+// model spec, client count and training-set sizes, run seed and device.
+AlgorithmSetup setup_for(const Config& cfg, const RunOptions& opt, const FederatedData& data);
 
 }  // namespace fedpp
