@@ -123,6 +123,35 @@ TEST(Simulation, AcceptsADeploySection) {
   EXPECT_EQ(rows.size(), 3u);
 }
 
+// A deployed client whose training diverges tells the server, which counts the reply among the
+// round's rejected ones with the reason, instead of the client process dying.
+TEST(Simulation, ADivergingClientReportsAFailedFit) {
+  auto cfg = toy_config();
+  cfg.set("train.lr=1000.0");
+  auto data = toy_data(2);
+  auto opt = RunOptions::from_config(cfg);
+  const auto& info = find_algorithm("fedavg");
+  auto setup = setup_for(cfg, opt, *data);
+  ServerLoop loop(cfg, opt, info, setup, data->global_test);
+  ClientRunner runner(opt, info.make_client(setup));
+  auto tasks = loop.begin_round(1);
+  ASSERT_EQ(tasks.size(), 2u);
+  ClientState state;
+  state.scalars["kept"] = 1.0;
+  bool failed = false;
+  auto reply = runner.fit_or_report(1, tasks[0].client, tasks[0].bytes,
+                                    data->clients[static_cast<size_t>(tasks[0].client)], &state,
+                                    &failed);
+  EXPECT_TRUE(failed);
+  EXPECT_EQ(state.scalars.at("kept"), 1.0);  // left as it was
+  auto reason = loop.accept_reply(tasks[0].client, reply);
+  EXPECT_NE(reason.find("fit failed"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("non-finite"), std::string::npos) << reason;
+  auto row = loop.end_round();
+  EXPECT_EQ(row.at("rejected"), 1);
+  EXPECT_EQ(row.at("replies"), 0);
+}
+
 TEST(Simulation, PartialParticipation) {
   auto cfg = toy_config("[sampling]\nfraction = 0.5\n");
   auto rows = Simulation(cfg, toy_data(4)).run();

@@ -215,7 +215,10 @@ struct FederationClient::Impl {
     if (h.kind() == wire::TaskHeader::FIT) {
       const int64_t from = newest(r, false);
       ClientState state = load_state(from);
-      std::string reply = runner->fit(r, c, task, mine, &state);
+      bool failed = false;
+      std::string reply = runner->fit_or_report(r, c, task, mine, &state, &failed);
+      if (failed)  // reported to the server, which counts it as rejected; the state stays
+        spdlog::warn("client {}: round {}: local training failed; the server is told so", c, r);
       make_disk_store(round_dir(r).string())->save(c, std::move(state));
       // Keep the version this fit started from (a resumed server may ask for round r again)
       // and the new one; drop older ones.

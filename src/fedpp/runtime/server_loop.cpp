@@ -133,6 +133,8 @@ std::string ServerLoop::accept_reply(int64_t client, const std::string& bytes) {
         decode_message(bytes, up_seed(opt_.seed, round_, client), &it->second.tensors, limits);
     const auto n = m.metrics.find("num_samples");
     reason = bad_metric(m.metrics);
+    if (auto f = m.config.find("fit_error"); f != m.config.end())
+      reason = "the client's fit failed: " + f->second.substr(0, 300);
     if (reason.empty() && !m.tensors.all_finite())
       reason = "non-finite values (NaN or Inf) in its update";
     // num_samples weights aggregation: a whole number, at most what the client holds.
@@ -326,6 +328,23 @@ std::string ClientRunner::fit(int64_t round, int64_t client, const std::string& 
   // its exact copy.
   const Delta delta = opt_.down.lossless() ? Delta::kWhenLossy : Delta::kAlways;
   return encode_message(out, up_, up_seed(opt_.seed, round, client), &in.tensors, delta);
+}
+
+std::string ClientRunner::fit_or_report(int64_t round, int64_t client,
+                                        const std::string& task_bytes, const ClientData& data,
+                                        ClientState* state, bool* failed) {
+  ClientState work = *state;
+  try {
+    std::string reply = fit(round, client, task_bytes, data, &work);
+    *state = std::move(work);
+    *failed = false;
+    return reply;
+  } catch (const Error& e) {
+    *failed = true;
+    Message m;
+    m.config["fit_error"] = std::string(e.what()).substr(0, 300);
+    return encode_message(m, Pipeline(), up_seed(opt_.seed, round, client));
+  }
 }
 
 std::string ClientRunner::evaluate(int64_t round, int64_t client, const std::string& task_bytes,

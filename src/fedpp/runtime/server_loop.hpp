@@ -137,6 +137,12 @@ class ClientRunner {
   ClientRunner(const RunOptions& opt, std::unique_ptr<ClientAlgorithm> algo);
   std::string fit(int64_t round, int64_t client, const std::string& task_bytes,
                   const ClientData& data, ClientState* state);
+  // fit() for a deployed client: when local training fails with fedpp::Error (e.g. a
+  // non-finite loss), the reply reports the failure (config "fit_error", no tensors) so that
+  // the server counts it among the round's rejected replies and the client carries on; *state
+  // is then left as it was. Set *failed to whether that happened.
+  std::string fit_or_report(int64_t round, int64_t client, const std::string& task_bytes,
+                            const ClientData& data, ClientState* state, bool* failed);
   std::string evaluate(int64_t round, int64_t client, const std::string& task_bytes,
                        const ClientData& data, ClientState* state);
 
