@@ -6,6 +6,7 @@
 
 #include "fedpp/core/config.hpp"
 #include "fedpp/core/error.hpp"
+#include "fedpp/report/run_writer.hpp"
 #include "fedpp/runtime/simulation.hpp"
 
 using namespace fedpp;
@@ -150,6 +151,30 @@ TEST(Simulation, ADivergingClientReportsAFailedFit) {
   auto row = loop.end_round();
   EXPECT_EQ(row.at("rejected"), 1);
   EXPECT_EQ(row.at("replies"), 0);
+}
+
+// A full disk is one clear error, never rc 0 with an empty file: writes go through
+// write_file_atomic / append_file, here pointed at /dev/full.
+TEST(RunWriter, AFullDiskIsAClearError) {
+  if (!std::filesystem::exists("/dev/full")) GTEST_SKIP() << "no /dev/full";
+  auto dir = testing::TempDir() + "/fedpp_full_disk";
+  std::filesystem::remove_all(dir);
+  RunWriter w(dir);
+  w.append_round({{"round", 1}, {"accuracy", 0.5}});
+  const auto before = slurp(dir + "/metrics.csv");
+  std::filesystem::create_symlink("/dev/full", dir + "/metrics.csv.tmp");
+  try {
+    w.append_round({{"round", 2}, {"accuracy", 0.6}});
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("No space left on device"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("output.dir"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(slurp(dir + "/metrics.csv"), before);  // the old file is intact
+  EXPECT_FALSE(std::filesystem::exists(dir + "/metrics.csv.tmp"));
+  std::filesystem::remove(dir + "/metrics.jsonl");
+  std::filesystem::create_symlink("/dev/full", dir + "/metrics.jsonl");
+  EXPECT_THROW(w.append_round({{"round", 3}, {"accuracy", 0.7}}), Error);
 }
 
 TEST(Simulation, PartialParticipation) {

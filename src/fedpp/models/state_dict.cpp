@@ -8,6 +8,7 @@
 #include <iterator>
 
 #include "fedpp/core/error.hpp"
+#include "fedpp/core/files.hpp"
 
 namespace fedpp {
 
@@ -17,24 +18,8 @@ void save_state_dict(const NamedTensors& tensors, const std::string& path) {
   c10::Dict<std::string, at::Tensor> dict;
   for (const auto& [name, t] : tensors) dict.insert(name, t.detach().cpu().contiguous());
   const std::vector<char> bytes = torch::pickle_save(dict);
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    FEDPP_CHECK(out.good(), "cannot write model file '" + tmp + "': is its folder writable?");
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.flush();
-    if (!out.good()) {
-      out.close();
-      std::remove(tmp.c_str());
-      throw Error("cannot write model file '" + tmp + "' (disk full?)");
-    }
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    std::remove(tmp.c_str());
-    throw Error("cannot move model file '" + tmp + "' to '" + path + "': " + ec.message());
-  }
+  write_file_atomic(path, std::string(bytes.begin(), bytes.end()),
+                    "the model file's folder must be writable, with free space");
 }
 
 namespace {

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "fedpp/core/error.hpp"
+#include "fedpp/core/files.hpp"
 
 namespace fedpp {
 
@@ -27,10 +28,12 @@ RunWriter::RunWriter(std::string dir) : dir_(std::move(dir)) {
   fs::remove(dir_ + "/clients.jsonl");
 }
 
+namespace {
+const char* kHint = "set output.dir to a writable place with free space";
+}
+
 void RunWriter::write_text(const std::string& file, const std::string& text) const {
-  std::ofstream out(dir_ + "/" + file);
-  out << text;
-  FEDPP_CHECK(out.good(), "cannot write " + dir_ + "/" + file);
+  write_file_atomic(dir_ + "/" + file, text, kHint);
 }
 
 namespace {
@@ -48,15 +51,12 @@ nlohmann::json row_json(const Row& row) {
 
 void RunWriter::append_round(const Row& row) {
   rows_.push_back(row);
-  {
-    std::ofstream out(dir_ + "/metrics.jsonl", std::ios::app);
-    out << row_json(row).dump() << "\n";
-  }
+  append_file(dir_ + "/metrics.jsonl", row_json(row).dump() + "\n", kHint);
   std::set<std::string> keys;
   for (const auto& r : rows_)
     for (const auto& [k, v] : r) keys.insert(k);
   keys.erase("round");
-  std::ofstream csv(dir_ + "/metrics.csv");
+  std::ostringstream csv;
   csv << "round";
   for (const auto& k : keys) csv << "," << k;
   csv << "\n" << std::setprecision(10);
@@ -69,6 +69,7 @@ void RunWriter::append_round(const Row& row) {
     }
     csv << "\n";
   }
+  write_file_atomic(dir_ + "/metrics.csv", csv.str(), kHint);
 }
 
 void RunWriter::append_clients(int64_t round, const std::vector<Row>& per_client) {
@@ -76,8 +77,7 @@ void RunWriter::append_clients(int64_t round, const std::vector<Row>& per_client
   j["round"] = round;
   j["clients"] = nlohmann::json::array();
   for (const auto& r : per_client) j["clients"].push_back(row_json(r));
-  std::ofstream out(dir_ + "/clients.jsonl", std::ios::app);
-  out << j.dump() << "\n";
+  append_file(dir_ + "/clients.jsonl", j.dump() + "\n", kHint);
 }
 
 namespace {

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "fedpp/core/error.hpp"
+#include "fedpp/core/files.hpp"
 #include "fedpp/fl/wire.hpp"
 
 namespace fedpp {
@@ -15,15 +16,7 @@ namespace fs = std::filesystem;
 namespace {
 
 void write_file(const fs::path& path, const std::string& bytes) {
-  const fs::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.flush();
-    FEDPP_CHECK(out.good(), "cannot write checkpoint file " + tmp.string() +
-                                ": check deploy.checkpoint_dir and free disk space");
-  }
-  fs::rename(tmp, path);
+  write_file_atomic(path.string(), bytes, "check deploy.checkpoint_dir and free disk space");
 }
 
 std::string read_file(const fs::path& path) {

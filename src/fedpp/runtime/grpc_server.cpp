@@ -19,6 +19,7 @@
 #include <sstream>
 
 #include "fedpp/core/error.hpp"
+#include "fedpp/core/files.hpp"
 #include "fedpp/fl/wire.hpp"
 #include "fedpp/proto/fedpp.grpc.pb.h"
 #include "fedpp/runtime/checkpoint.hpp"
@@ -501,8 +502,8 @@ FederationServer::FederationServer(Config cfg, const ServeOptions& sopt)
   s.loop->open_results(s.data->summary_json());
   s.loop->restore_results(s.rows);
   if (!clients_jsonl.empty()) {
-    std::ofstream out(s.opt.output_dir + "/clients.jsonl");
-    out << clients_jsonl;
+    write_file_atomic(s.opt.output_dir + "/clients.jsonl", clients_jsonl,
+                      "set output.dir to a writable place with free space");
   }
 
   std::shared_ptr<grpc::ServerCredentials> creds;

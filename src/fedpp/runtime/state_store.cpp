@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "fedpp/core/error.hpp"
+#include "fedpp/core/files.hpp"
 #include "fedpp/fl/wire.hpp"
 
 namespace fedpp {
@@ -64,14 +65,7 @@ class DiskStore : public StateStore {
     m.metrics = std::move(s.scalars);
     static const Pipeline lossless;
     std::string bytes = encode_message(m, lossless, 0);
-    std::string tmp = path(c) + ".tmp";
-    {
-      std::ofstream out(tmp, std::ios::binary);
-      out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-      FEDPP_CHECK(out.good(), "cannot write client state to " + tmp +
-                                  ": check runtime.state_dir and free disk space");
-    }
-    std::filesystem::rename(tmp, path(c));
+    write_file_atomic(path(c), bytes, "check runtime.state_dir and free disk space");
   }
   int64_t bytes() const override {
     int64_t b = 0;
