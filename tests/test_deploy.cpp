@@ -325,6 +325,53 @@ TEST(Deploy, FourClientsMatchTheSimulation) {
   expect_same_as_simulation(dir, config, procs);
 }
 
+// One run, one config: a client whose run-defining keys differ from the server's, or that sets
+// a key nobody reads, is refused at join naming the key; --resume with a changed config is
+// refused naming the key.
+TEST(Deploy, AChangedConfigIsRefusedAtJoinAndAtResume) {
+  auto dir = test_dir();
+  auto text = config_text(dir, 2, 2);
+  auto config = write_config(dir, text);
+  const int port = free_port();
+  Procs procs;
+  pid_t server = procs.start({"serve", config.string(), "--listen",
+                              "127.0.0.1:" + std::to_string(port)},
+                             dir / "server.log");
+  auto other = [&](const std::string& name, const std::string& from, const std::string& to) {
+    auto t = text;
+    t.replace(t.find(from), from.size(), to);
+    fs::path p = dir / name;
+    std::ofstream(p) << t;
+    return p;
+  };
+  auto lr = other("lr.toml", "lr = 0.05", "lr = 0.1");
+  auto typo = other("typo.toml", "lr = 0.05", "lr = 0.05\nlearnin_rate = 0.1");
+  for (auto [cfg, word] : std::vector<std::pair<fs::path, std::string>>{
+           {lr, "train.lr: 0.1 here, 0.05 there"}, {typo, "train.learnin_rate"}}) {
+    const auto log = dir / (cfg.stem().string() + ".log");
+    pid_t bad = procs.start(join_args(cfg, port, 1, dir), log);
+    procs.remember(log);
+    int st = procs.wait(bad, 60);
+    ASSERT_TRUE(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 2) << procs.logs();
+    EXPECT_NE(slurp(log).find(word), std::string::npos) << slurp(log);
+  }
+  std::vector<pid_t> clients;
+  for (int64_t c = 0; c < 2; ++c)
+    clients.push_back(procs.start(join_args(config, port, c, dir),
+                                  dir / ("client" + std::to_string(c) + ".log")));
+  ASSERT_TRUE(exited_ok(procs.wait(server, 300))) << procs.logs();
+  for (pid_t c : clients) ASSERT_TRUE(exited_ok(procs.wait(c, 60))) << procs.logs();
+  // The finished run's checkpoint, resumed with another learning rate.
+  pid_t resumed = procs.start({"serve", lr.string(), "--resume", "--listen",
+                               "127.0.0.1:" + std::to_string(free_port())},
+                              dir / "resume.log");
+  procs.remember(dir / "resume.log");
+  int st = procs.wait(resumed, 60);
+  ASSERT_TRUE(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 2) << procs.logs();
+  EXPECT_NE(slurp(dir / "resume.log").find("train.lr"), std::string::npos)
+      << slurp(dir / "resume.log");
+}
+
 TEST(Deploy, ClientKilledMidRoundTheOthersFinishTheRun) {
   auto dir = test_dir();
   auto config =

@@ -13,6 +13,7 @@
 #include "fedpp/proto/fedpp.grpc.pb.h"
 #include "fedpp/runtime/grpc_server.hpp"
 #include "fedpp/runtime/server_loop.hpp"
+#include "fedpp/runtime/run_identity.hpp"
 #include "fedpp/runtime/simulation.hpp"
 #include "fedpp/runtime/state_store.hpp"
 #include "fedpp/runtime/threads.hpp"
@@ -31,6 +32,7 @@ double secs_since(Clock::time_point t) {
 }  // namespace
 
 struct FederationClient::Impl {
+  Config cfg;  // checked against the server's run identity at join
   JoinOptions jo;
   RunOptions opt;
   DeployOptions dep;
@@ -131,6 +133,15 @@ struct FederationClient::Impl {
       differ("number of clients (data.num_clients)", std::to_string(data->clients.size()),
              std::to_string(rep.num_clients()));
       differ("rounds", std::to_string(opt.rounds), std::to_string(rep.rounds()));
+      // Every run-defining key this client reads or sets against the server's; then no key may
+      // be one that neither end knows (a typo).
+      const auto diff = identity_differences(run_identity(cfg), rep.run_identity());
+      std::string keys;
+      for (const auto& d : diff) keys += (keys.empty() ? "" : "; ") + d;
+      FEDPP_CHECK(diff.empty(), "this client's config differs from the server's (" + keys +
+                                    "); use the same config file on both ends");
+      for (const auto& k : identity_keys(rep.run_identity())) cfg.mark_used(k);
+      cfg.check_all_used();
       FEDPP_CHECK(run_id.empty() || run_id == rep.run_id(),
                   "the server started a new run (run id " + rep.run_id() + ", was " + run_id +
                       "): restart fedpp join to take part in it");
@@ -309,13 +320,12 @@ FederationClient::FederationClient(Config cfg, JoinOptions jo,
   FEDPP_CHECK(jo.client_id >= 0 && jo.client_id < n,
               "--client-id " + std::to_string(jo.client_id) + " is out of range: the config's " +
                   "partition (data.num_clients) has clients 0.." + std::to_string(n - 1));
-  AlgorithmSetup setup;
-  setup.cfg = cfg;
-  setup.spec = spec_of(*s.data);
-  setup.num_clients = n;
-  setup.seed = s.opt.seed;
-  setup.device = s.opt.device;
+  AlgorithmSetup setup = setup_for(cfg, s.opt, *s.data);
   s.runner = std::make_unique<ClientRunner>(s.opt, find_algorithm(s.opt.algorithm).make_client(setup));
+  // Keys outside the run identity may differ between the machines of a run; each end reads its
+  // own deploy.*, and the server's runtime.* and output.* are not the client's business.
+  for (const char* section : {"deploy", "runtime", "output"}) cfg.mark_used(section);
+  s.cfg = cfg;
 
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(static_cast<int>(s.dep.chunk_bytes + 65536));

@@ -24,6 +24,7 @@
 #include "fedpp/proto/fedpp.grpc.pb.h"
 #include "fedpp/runtime/checkpoint.hpp"
 #include "fedpp/runtime/server_loop.hpp"
+#include "fedpp/runtime/run_identity.hpp"
 #include "fedpp/runtime/simulation.hpp"
 #include "fedpp/runtime/threads.hpp"
 
@@ -209,6 +210,7 @@ struct FederationServer::Impl final : public wire::Federation::Service {
     rep->set_algorithm(opt.algorithm);
     rep->set_num_clients(num_clients());
     rep->set_rounds(opt.rounds);
+    rep->set_run_identity(fingerprint);
     spdlog::info("client {} joined from {}", c, ctx->peer());
     return Status::OK;
   }
@@ -459,9 +461,7 @@ FederationServer::FederationServer(Config cfg, const ServeOptions& sopt)
   set_worker_threads(static_cast<int>(workers * threads));
 
   s.tokens = load_tokens(s.dep, setup.num_clients);
-  s.fingerprint = "seed " + std::to_string(s.opt.seed) + ", algorithm " + s.opt.algorithm + ", " +
-                  std::to_string(setup.num_clients) + " clients, " + std::to_string(s.opt.rounds) +
-                  " rounds";
+  s.fingerprint = run_identity(cfg);
   s.ckpt_dir = s.dep.checkpoint_dir;
   if (s.ckpt_dir.empty()) {
     FEDPP_CHECK(!s.opt.output_dir.empty(),
@@ -475,9 +475,12 @@ FederationServer::FederationServer(Config cfg, const ServeOptions& sopt)
   if (sopt.resume) {
     FEDPP_CHECK(ck, "--resume: no checkpoint in '" + s.ckpt_dir +
                         "' (deploy.checkpoint_dir): start without --resume");
-    FEDPP_CHECK(ck->fingerprint == s.fingerprint,
-                "--resume: the checkpoint in '" + s.ckpt_dir + "' is of another run (" +
-                    ck->fingerprint + "; this config: " + s.fingerprint + ")");
+    const auto diff = identity_differences(s.fingerprint, ck->fingerprint);
+    std::string keys;
+    for (const auto& d : diff) keys += (keys.empty() ? "" : "; ") + d;
+    FEDPP_CHECK(diff.empty(), "--resume: this config differs from the run checkpointed in '" +
+                                  s.ckpt_dir + "' (" + keys +
+                                  "); resume with the run's config, or start without --resume");
     s.loop->algorithm().load_state(ck->state);
     s.rows = ck->rows;
     s.start_round = ck->round + 1;
