@@ -391,7 +391,6 @@ def main():
             done = os.path.isdir(r["dir"])
             print(f"{'done ' if done else 'to do'}  {r['label']}  seed {r['seed']}")
         return
-    os.makedirs(os.path.join(args.results, g["name"]), exist_ok=True)
     if not args.summary_only:
         if not os.access(args.fedpp, os.X_OK):
             die(f"fedpp binary '{args.fedpp}' not found: build it (bash scripts/build.sh) or pass --fedpp")
@@ -403,6 +402,7 @@ def main():
         if args.check:
             print(f"ok: grid '{g['name']}': {len(runs)} runs, {len(todo)} to do")
             return
+        os.makedirs(os.path.join(args.results, g["name"]), exist_ok=True)
         commit = git_commit()
         t0 = time.time()
         for i, r in enumerate(todo):
@@ -411,6 +411,7 @@ def main():
             print(f"[{time.time() - t0:7.0f}s] {i + 1}/{len(todo)} {r['label']} seed {r['seed']}",
                   flush=True)
             run_one(r, args.fedpp, commit)
+    os.makedirs(os.path.join(args.results, g["name"]), exist_ok=True)
     summarise(g, args.results, runs)
     print(open(os.path.join(args.results, g["name"], "summary.md")).read())
 
