@@ -413,7 +413,7 @@ TEST(Deploy, ServerKilledAndResumedOverMutualTlsGivesTheSameResult) {
       "openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj '/CN=client' && "
       "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem "
       "-days 1";
-  ASSERT_EQ(std::system(("(" + gen + ") > openssl.log 2>&1").c_str()), 0)
+  ASSERT_EQ(std::system(("(" + gen + ") > '" + (dir / "openssl.log").string() + "' 2>&1").c_str()), 0)
       << slurp(dir / "openssl.log");
   auto config = write_config(
       dir, config_text(dir, 4, 3,
