@@ -184,11 +184,17 @@ void FedGktServer::aggregate(int64_t round, const std::vector<Reply>& replies) {
                 "FedGKT reply of client " + str(k) + " has labels outside [0, " + str(classes) +
                     ")");
     NamedTensors eval_model = m.tensors.with_prefix("eval.", true);
-    if (!eval_model.empty())
-      for (const auto& [name, t] : module_state(*eval_client_))
-        FEDPP_CHECK(eval_model.contains(name) && eval_model.at(name).sizes() == t.sizes(),
-                    "FedGKT reply of client " + str(k) + ": its resnet8 for evaluation lacks '" +
-                        name + "' or has another shape");
+    if (!eval_model.empty()) {
+      const NamedTensors want = module_state(*eval_client_);
+      FEDPP_CHECK(eval_model.names() == want.names(),
+                  "FedGKT reply of client " + str(k) + ": its resnet8 for evaluation has " +
+                      std::to_string(eval_model.size()) + " tensors, not resnet8's " +
+                      std::to_string(want.size()));
+      for (const auto& [name, t] : want)
+        FEDPP_CHECK(eval_model.at(name).sizes() == t.sizes(),
+                    "FedGKT reply of client " + str(k) + ": its resnet8 for evaluation has '" +
+                        name + "' of another shape");
+    }
     entries.emplace_back(k, std::move(e));
     if (!eval_model.empty()) eval_models.emplace_back(k, eval_model.clone());
   }

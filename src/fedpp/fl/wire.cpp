@@ -90,7 +90,8 @@ Message decode_message(const std::string& bytes, uint64_t seed, const NamedTenso
                       reference->at(wt.name()).sizes() == t.sizes(),
                   "malformed message: tensor '" + wt.name() +
                       "' is an update, but nothing of that name and shape was sent");
-      t = t + reference->at(wt.name()).to(torch::kFloat);
+      const auto& ref = reference->at(wt.name());
+      t = (t + ref.to(torch::kFloat)).to(ref.scalar_type());  // the receiver's dtype
     }
     FEDPP_CHECK(!m.tensors.contains(wt.name()),
                 "malformed message: tensor '" + wt.name() + "' appears twice");

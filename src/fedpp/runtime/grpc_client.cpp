@@ -32,7 +32,8 @@ double secs_since(Clock::time_point t) {
 }  // namespace
 
 struct FederationClient::Impl {
-  Config cfg;  // checked against the server's run identity at join
+  Config cfg;            // checked against the server's keys at the first join
+  std::string identity;  // run_identity(cfg), taken before any key is marked known
   JoinOptions jo;
   RunOptions opt;
   DeployOptions dep;
@@ -135,7 +136,7 @@ struct FederationClient::Impl {
       differ("rounds", std::to_string(opt.rounds), std::to_string(rep.rounds()));
       // Every run-defining key this client reads or sets against the server's; then no key may
       // be one that neither end knows (a typo).
-      const auto diff = identity_differences(run_identity(cfg), rep.run_identity());
+      const auto diff = identity_differences(identity, rep.run_identity());
       std::string keys;
       for (const auto& d : diff) keys += (keys.empty() ? "" : "; ") + d;
       FEDPP_CHECK(diff.empty(), "this client's config differs from the server's (" + keys +
@@ -326,6 +327,7 @@ FederationClient::FederationClient(Config cfg, JoinOptions jo,
   // own deploy.*, and the server's runtime.* and output.* are not the client's business.
   for (const char* section : {"deploy", "runtime", "output"}) cfg.mark_used(section);
   s.cfg = cfg;
+  s.identity = run_identity(cfg);
 
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(static_cast<int>(s.dep.chunk_bytes + 65536));

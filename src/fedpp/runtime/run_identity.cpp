@@ -13,6 +13,9 @@ namespace {
 bool machine_specific(const std::string& key) {
   for (const char* p : {"output.", "runtime.", "deploy."})
     if (key.rfind(p, 0) == 0) return true;
+  // Paths: each machine keeps its data, caches and start files where it likes.
+  for (const char* k : {"data.root", "fedgkt.cache_dir", "model.init"})
+    if (key == k) return true;
   return false;
 }
 

@@ -333,7 +333,7 @@ std::string ClientRunner::fit(int64_t round, int64_t client, const std::string& 
 std::string ClientRunner::fit_or_report(int64_t round, int64_t client,
                                         const std::string& task_bytes, const ClientData& data,
                                         ClientState* state, bool* failed) {
-  ClientState work = *state;
+  ClientState work{state->tensors.clone(), state->scalars};  // deep: methods write in place
   try {
     std::string reply = fit(round, client, task_bytes, data, &work);
     *state = std::move(work);

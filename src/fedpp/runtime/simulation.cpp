@@ -54,6 +54,7 @@ Simulation::~Simulation() = default;
 
 void Simulation::build() {
   opt_ = RunOptions::from_config(cfg_);
+  opt_.max_decoded_bytes = 0;  // in-process replies: no cap (deploy.max_decoded_bytes is for serve)
   sim_.workers = cfg_.get_int("runtime.workers", sim_.workers, 1, 256);
   sim_.threads = cfg_.get_int("runtime.threads", sim_.threads, 1, 256);
   auto state = cfg_.get_choice("runtime.state", "memory", {"memory", "disk"});
@@ -117,7 +118,12 @@ Row Simulation::run_round(int64_t round) {
     replies[i] = runner.fit(round, c, tasks[i].bytes, data_->clients[c], &state);
     states_->save(c, std::move(state));
   });
-  for (size_t i = 0; i < tasks.size(); ++i) loop_->accept_reply(tasks[i].client, replies[i]);
+  // In simulation every reply comes from fedpp's own client code: a rejected one is a bug (or a
+  // method breaking the reply rules) and stops the run instead of silently shrinking the round.
+  for (size_t i = 0; i < tasks.size(); ++i)
+    if (auto why = loop_->accept_reply(tasks[i].client, replies[i]); !why.empty())
+      throw Error("round " + std::to_string(round) + ": the reply of client " +
+                  std::to_string(tasks[i].client) + " was rejected: " + why);
   Row row = loop_->end_round();
   if (loop_->eval_due(round)) {
     auto evals = loop_->begin_eval(round);
