@@ -2,8 +2,6 @@
 
 #include <torch/serialize.h>
 
-#include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <iterator>
 
@@ -11,8 +9,6 @@
 #include "fedpp/core/files.hpp"
 
 namespace fedpp {
-
-namespace fs = std::filesystem;
 
 void save_state_dict(const NamedTensors& tensors, const std::string& path) {
   c10::Dict<std::string, at::Tensor> dict;
