@@ -325,6 +325,50 @@ TEST(Deploy, FourClientsMatchTheSimulation) {
   expect_same_as_simulation(dir, config, procs);
 }
 
+// The deadline acts alike in both runtimes: two clients slower than sampling.deadline_s (real
+// seconds here, simulated seconds in the simulation) are dropped in every round, and the
+// deployment's results equal those of a simulation whose fleet makes the same two clients slow.
+TEST(Deploy, ADeadlineDropsTheClientsTheSimulatedFleetDrops) {
+  auto dir = test_dir();
+  std::ofstream(dir / "fleet.toml")
+      << "[[class]]\nname = \"fast\"\ncompute_macs_per_s = 1e12\ndown_bytes_per_s = 1e9\n"
+         "up_bytes_per_s = 1e9\nlatency_s = 0.01\navailability = 1\n"
+         "[[class]]\nname = \"slow\"\ncompute_macs_per_s = 1e3\ndown_bytes_per_s = 1e9\n"
+         "up_bytes_per_s = 1e9\nlatency_s = 0.01\navailability = 1\n";
+  std::ofstream(dir / "assign.csv") << "0,fast\n1,fast\n2,slow\n3,slow\n";
+  auto config = write_config(
+      dir, config_text(dir, 4, 3) + "[sampling]\ndeadline_s = 4\n[fleet]\nprofile = \"" +
+               (dir / "fleet.toml").string() + "\"\nassignment = \"" +
+               (dir / "assign.csv").string() + "\"\n");
+  const int port = free_port();
+  Procs procs;
+  pid_t server = procs.start({"serve", config.string(), "--listen",
+                              "127.0.0.1:" + std::to_string(port)},
+                             dir / "server.log");
+  std::vector<pid_t> clients;
+  for (int64_t c = 0; c < 4; ++c) {
+    auto args = join_args(config, port, c, dir);
+    if (c >= 2) args.insert(args.end(), {"--delay-s", "30"});  // slow devices
+    clients.push_back(procs.start(args, dir / ("client" + std::to_string(c) + ".log")));
+  }
+  ASSERT_TRUE(exited_ok(procs.wait(server, 300))) << procs.logs();
+  // The slow devices are still asleep over their first task when the run ends (3 rounds of 4 s
+  // < 30 s): they are killed with the test. The fast ones finish normally.
+  for (int c = 0; c < 2; ++c) ASSERT_TRUE(exited_ok(procs.wait(clients[c], 60))) << procs.logs();
+  auto rows = read_rows((dir / "out").string());
+  ASSERT_EQ(rows.size(), 3u);
+  for (const auto& r : rows) {
+    EXPECT_EQ(r.at("replies"), 2) << procs.logs();
+    EXPECT_EQ(r.at("dropped"), 2);
+  }
+  auto sim = simulate(config, dir / "sim");
+  for (auto& r : sim.rows) {
+    EXPECT_EQ(r.at("dropped"), 2);
+    r.erase("available");  // the fleet's own column
+  }
+  EXPECT_EQ(strip_timing(rows), strip_timing(sim.rows)) << procs.logs();
+}
+
 // One run, one config: a client whose run-defining keys differ from the server's, or that sets
 // a key nobody reads, is refused at join naming the key; --resume with a changed config is
 // refused naming the key.

@@ -8,39 +8,14 @@
 #include "fedpp/core/error.hpp"
 #include "fedpp/report/run_writer.hpp"
 #include "fedpp/runtime/simulation.hpp"
+#include "toy.hpp"
 
 using namespace fedpp;
+using fedpp::toy::toy_config;
+using fedpp::toy::toy_data;
 
 namespace {
 
-// Four separable Gaussian clusters in 1x8x8, `per_client` samples for each client's train and
-// test split and 256 for the global test set.
-std::shared_ptr<FederatedData> toy_data(int64_t clients, int64_t per_client = 64) {
-  auto gen = at::detail::createCPUGenerator(123);
-  auto centers = torch::randn({4, 1, 8, 8}, gen) * 2.0;
-  auto make = [&](int64_t n) {
-    Dataset d;
-    d.y = torch::randint(0, 4, {n}, gen, torch::kLong);
-    d.x = centers.index_select(0, d.y) + 0.5 * torch::randn({n, 1, 8, 8}, gen);
-    d.num_classes = 4;
-    d.name = "toy";
-    return d;
-  };
-  auto data = std::make_shared<FederatedData>();
-  for (int64_t c = 0; c < clients; ++c) {
-    data->clients.push_back({make(per_client), make(per_client)});
-    data->summary.push_back({c, per_client, per_client, {}});
-  }
-  data->global_test = make(256);
-  return data;
-}
-
-Config toy_config(const std::string& extra = "") {
-  return Config::from_string("seed = 3\nrounds = 3\n[model]\nname = \"mlp\"\n"
-                             "[train]\nlr = 0.05\nbatch_size = 16\n"
-                             "[runtime]\nworkers = 2\nthreads = 1\n[output]\nquiet = true\n" +
-                             extra);
-}
 
 std::string slurp(const std::string& path) {
   std::ifstream in(path);

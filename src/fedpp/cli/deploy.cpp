@@ -78,6 +78,10 @@ void add_deploy_commands(CLI::App& app) {
   join->add_option("--crash-at-round", args->join.crash_at_round,
                    "testing: kill the client after it fetched this round's task")
       ->group("");
+  join->add_option("--delay-s", args->join.delay_s,
+                   "testing: a slow device, wait this many seconds after each fit")
+      ->check(CLI::Range(0.0, 3600.0))
+      ->group("");
   join->callback([args] {
     if (!args->token_file.empty())
       args->join.token = trim(read_named_file(args->token_file, "--token-file"));

@@ -33,7 +33,7 @@ inline uint64_t derive_seed(uint64_t base, std::initializer_list<uint64_t> parts
 
 // Well-known purposes, so that two choices at the same coordinates never share a stream.
 enum class Purpose : uint64_t {
-  kPartition = 1, kSampling, kShuffle, kInit, kCodecDown, kCodecUp, kDropout, kMisc
+  kPartition = 1, kSampling, kShuffle, kInit, kCodecDown, kCodecUp, kDropout, kMisc, kFleet
 };
 inline uint64_t derive_seed(uint64_t base, Purpose p, std::initializer_list<uint64_t> parts) {
   uint64_t h = derive_seed(base, {static_cast<uint64_t>(p)});

@@ -26,6 +26,7 @@ RunWriter::RunWriter(std::string dir) : dir_(std::move(dir)) {
                        " (set output.dir to a writable place)");
   fs::remove(dir_ + "/metrics.jsonl");
   fs::remove(dir_ + "/clients.jsonl");
+  fs::remove(dir_ + "/fleet.jsonl");
 }
 
 namespace {
@@ -70,6 +71,10 @@ void RunWriter::append_round(const Row& row) {
     csv << "\n";
   }
   write_file_atomic(dir_ + "/metrics.csv", csv.str(), kHint);
+}
+
+void RunWriter::append_line(const std::string& file, const std::string& json) {
+  append_file(dir_ + "/" + file, json + "\n", kHint);
 }
 
 void RunWriter::append_clients(int64_t round, const std::vector<Row>& per_client) {
@@ -183,8 +188,9 @@ std::vector<std::string> plot_runs(const std::vector<std::string>& run_dirs,
                                    const std::string& out_dir, const std::string& metric) {
   FEDPP_CHECK(!run_dirs.empty(), "report needs at least one run folder");
   fs::create_directories(out_dir);
-  std::ostringstream round_plot, bytes_plot;
+  std::ostringstream round_plot, bytes_plot, time_plot;
   std::string ylabel;
+  bool timed = true;  // every run has a simulated clock (fleet.profile): plot against it too
   for (size_t i = 0; i < run_dirs.size(); ++i) {
     // A plain run folder is one curve; a sweep folder (seed*/ inside) is its mean with a band of
     // +- one standard deviation over the seeds, over the rounds every seed has.
@@ -199,8 +205,11 @@ std::vector<std::string> plot_runs(const std::vector<std::string>& run_dirs,
         if (r.count("personal_accuracy_mean")) col = "personal_accuracy_mean";
     }
     ylabel = axis_name(col);
-    // round -> (values over runs, cumulative bytes over runs)
-    std::map<double, std::pair<std::vector<double>, std::vector<double>>> points;
+    // round -> values, cumulative bytes and simulated seconds, over runs
+    struct Point {
+      std::vector<double> value, bytes, sim_s;
+    };
+    std::map<double, Point> points;
     for (const auto& rows : runs) {
       double bytes = 0;
       for (const auto& r : rows) {
@@ -208,26 +217,32 @@ std::vector<std::string> plot_runs(const std::vector<std::string>& run_dirs,
         bytes += (b != r.end() ? b->second : 0) + (u != r.end() ? u->second : 0);
         auto a = r.find(col);
         if (a == r.end() || !r.count("round")) continue;
-        points[r.at("round")].first.push_back(a->second);
-        points[r.at("round")].second.push_back(bytes);
+        auto t = r.find("sim_time_s");
+        timed = timed && t != r.end();
+        Point& p = points[r.at("round")];
+        p.value.push_back(a->second);
+        p.bytes.push_back(bytes);
+        p.sim_s.push_back(t != r.end() ? t->second : 0.0);
       }
     }
     std::string data = out_dir + "/run" + std::to_string(i) + ".dat";
     std::ofstream d(data);
-    d << "# round mean(" << col << ") mean-sd mean+sd mean_cumulative_bytes_MB (over "
-      << runs.size() << " run(s))\n"
+    d << "# round mean(" << col << ") mean-sd mean+sd mean_cumulative_bytes_MB "
+      << "mean_simulated_minutes (over " << runs.size() << " run(s))\n"
       << std::setprecision(10);
     int n_points = 0;
-    for (const auto& [round, vb] : points) {
-      const auto& [v, b] = vb;
+    for (const auto& [round, p] : points) {
+      const auto& v = p.value;
       if (v.size() != runs.size()) continue;  // a round not every seed has
-      double m = 0, sd = 0, mb = 0;
-      for (size_t k = 0; k < v.size(); ++k) m += v[k], mb += b[k];
+      double m = 0, sd = 0, mb = 0, mt = 0;
+      for (size_t k = 0; k < v.size(); ++k) m += v[k], mb += p.bytes[k], mt += p.sim_s[k];
       m /= static_cast<double>(v.size());
       mb /= static_cast<double>(v.size());
+      mt /= static_cast<double>(v.size());
       for (double x : v) sd += (x - m) * (x - m);
       sd = v.size() > 1 ? std::sqrt(sd / static_cast<double>(v.size() - 1)) : 0.0;
-      d << round << " " << m << " " << m - sd << " " << m + sd << " " << mb / 1e6 << "\n";
+      d << round << " " << m << " " << m - sd << " " << m + sd << " " << mb / 1e6 << " "
+        << mt / 60 << "\n";
       ++n_points;
     }
     FEDPP_CHECK(n_points > 0, "run '" + run_dirs[i] + "' has no '" + col + "' column to plot");
@@ -241,12 +256,16 @@ std::vector<std::string> plot_runs(const std::vector<std::string>& run_dirs,
                  << "0.2 noborder" << lc << " notitle";
       bytes_plot << sep << quoted(data) << " using 5:3:4 with filledcurves fs transparent solid "
                  << "0.2 noborder" << lc << " notitle";
+      time_plot << sep << quoted(data) << " using 6:3:4 with filledcurves fs transparent solid "
+                << "0.2 noborder" << lc << " notitle";
     }
     const std::string sep2 = runs.size() > 1 ? ", " : sep;
     round_plot << sep2 << quoted(data) << " using 1:2 with linespoints pt 7 ps 0.5 lw 2" << lc
                << " title " << quoted(title);
     bytes_plot << sep2 << quoted(data) << " using 5:2 with linespoints pt 7 ps 0.5 lw 2" << lc
                << " title " << quoted(title);
+    time_plot << sep2 << quoted(data) << " using 6:2 with linespoints pt 7 ps 0.5 lw 2" << lc
+              << " title " << quoted(title);
   }
   std::string script = out_dir + "/plots.gp";
   std::ofstream gp(script);
@@ -259,6 +278,10 @@ std::vector<std::string> plot_runs(const std::vector<std::string>& run_dirs,
      << "set output " << quoted(out_dir + "/accuracy_vs_bytes.png") << "\n"
      << "set xlabel 'bytes exchanged, up + down, cumulative (MB)'\nset logscale x\n"
      << bytes_plot.str() << "\n";
+  if (timed)
+    gp << "set output " << quoted(out_dir + "/accuracy_vs_sim_time.png") << "\n"
+       << "set xlabel 'simulated time on the fleet, cumulative (minutes)'\nset logscale x\n"
+       << time_plot.str() << "\n";
   gp.close();
   std::string cmd = "gnuplot '" + script + "' 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
@@ -269,7 +292,10 @@ std::vector<std::string> plot_runs(const std::vector<std::string>& run_dirs,
   int rc = pclose(p);
   FEDPP_CHECK(rc == 0, "gnuplot failed" + (out.empty() ? std::string() : ": " + out) +
                            " (is gnuplot-nox installed? apt-get install gnuplot-nox)");
-  return {out_dir + "/accuracy_vs_round.png", out_dir + "/accuracy_vs_bytes.png"};
+  std::vector<std::string> pngs = {out_dir + "/accuracy_vs_round.png",
+                                   out_dir + "/accuracy_vs_bytes.png"};
+  if (timed) pngs.push_back(out_dir + "/accuracy_vs_sim_time.png");
+  return pngs;
 }
 
 }  // namespace fedpp

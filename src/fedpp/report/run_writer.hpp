@@ -5,6 +5,10 @@
 //   metrics.csv                 the same rows as CSV (columns: the union of all keys, sorted,
 //                               "round" first; rewritten after every round)
 //   clients.jsonl               per-client personalised evaluation, one object per eval round
+//   fleet.jsonl                 with a simulated fleet: per round, the clients online, each
+//                               replying client's class, bytes, multiply-adds, simulated seconds
+//                               and whether it was kept, the clients' part of the round (clients_s)
+//                               and the server's training time (server_s)
 // Timing columns end in "_s"; everything else repeats exactly for the same config and seed.
 #pragma once
 #include <map>
@@ -23,6 +27,8 @@ class RunWriter {
   void write_text(const std::string& file, const std::string& text) const;
   void append_round(const Row& row);
   void append_clients(int64_t round, const std::vector<Row>& per_client);
+  // Appends one line (a JSON object, without the newline) to `file` in the folder.
+  void append_line(const std::string& file, const std::string& json);
   const std::vector<Row>& rows() const { return rows_; }
 
  private:
@@ -35,7 +41,8 @@ class RunWriter {
 // malformed.
 std::vector<Row> read_rows(const std::string& run_dir);
 
-// Writes accuracy-vs-round and accuracy-vs-bytes plots (PNG) comparing runs, plus the gnuplot
+// Writes accuracy-vs-round and accuracy-vs-bytes plots (PNG) comparing runs, and
+// accuracy-vs-simulated-time when every run has a fleet's clock (sim_time_s), plus the gnuplot
 // script and data next to them, into out_dir. Each folder is a run, or a sweep folder holding
 // seed*/ runs (scripts/sweep.py): drawn as the mean over seeds with a band of +- one standard
 // deviation. `metric` is the accuracy column to plot ("accuracy" or "personal_accuracy_mean";

@@ -229,6 +229,8 @@ struct FederationClient::Impl {
       ClientState state = load_state(from);
       bool failed = false;
       std::string reply = runner->fit_or_report(r, c, task, mine, &state, &failed);
+      if (jo.delay_s > 0)  // testing: a slow device
+        std::this_thread::sleep_for(std::chrono::duration<double>(jo.delay_s));
       if (failed)  // reported to the server, which counts it as rejected; the state stays
         spdlog::warn("client {}: round {}: local training failed; the server is told so", c, r);
       make_disk_store(round_dir(r).string())->save(c, std::move(state));
@@ -326,6 +328,7 @@ FederationClient::FederationClient(Config cfg, JoinOptions jo,
   // Keys outside the run identity may differ between the machines of a run; each end reads its
   // own deploy.*, and the server's runtime.* and output.* are not the client's business.
   for (const char* section : {"deploy", "runtime", "output"}) cfg.mark_used(section);
+  cfg.mark_used("fleet");  // simulated devices: the simulation's business (runtime/fleet.hpp)
   s.cfg = cfg;
   s.identity = run_identity(cfg);
 

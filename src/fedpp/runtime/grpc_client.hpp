@@ -29,6 +29,7 @@ struct JoinOptions {
   std::string tls_server_name;  // name to check the server certificate against, when not the
                                 // host in `server`
   int64_t crash_at_round = 0;   // testing: SIGKILL itself after fetching this round's fit task
+  double delay_s = 0;           // testing: a slow device, waits this long after each fit
 };
 
 // What one client did: tasks run and bytes moved (message bytes, as the wire carries them), and

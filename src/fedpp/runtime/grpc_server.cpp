@@ -366,13 +366,21 @@ struct FederationServer::Impl final : public wire::Federation::Service {
   }
 
   // Waits for the replies of the open phase (rules in grpc_server.hpp); `need` = replies that
-  // must be accepted before the deadline may close it (0: the deadline alone closes it).
-  void wait_replies(size_t need, const char* what) {
-    const auto deadline = Clock::now() + dur(dep.round_timeout_s);
+  // must be accepted before the deadline may close it (0: the deadline alone closes it);
+  // `target` > 0 closes it as soon as that many are accepted (sampling.over_select); `hard_s`
+  // > 0 closes it that many seconds after it opened, whatever has arrived
+  // (sampling.deadline_s). The phase is closed before the lock is released, so nothing is
+  // accepted after the close. Returns how many asked clients had not answered.
+  size_t wait_replies(size_t need, const char* what, size_t target = 0, double hard_s = 0) {
+    const auto start = Clock::now();
+    const auto deadline = start + dur(dep.round_timeout_s);
+    const auto hard = hard_s > 0 ? start + dur(hard_s) : Clock::time_point::max();
     auto next_warn = deadline;
     std::unique_lock<std::mutex> l(mu);
     while (answered.size() < tasks.size()) {
+      if (target > 0 && accepted >= target) break;
       const auto now = Clock::now();
+      if (now >= hard) break;
       if (now >= deadline && accepted >= need) break;
       if (now >= next_warn) {
         spdlog::warn("round {}: {} of {} {} replies accepted after {:.0f} s; waiting for "
@@ -381,15 +389,18 @@ struct FederationServer::Impl final : public wire::Federation::Service {
                      need);
         next_warn += dur(dep.round_timeout_s);
       }
-      cv.wait_until(l, std::min(std::max(deadline, now), next_warn));
+      cv.wait_until(l, std::min({std::max(deadline, now), next_warn, hard}));
     }
-    if (answered.size() < tasks.size()) {
+    const size_t missing_count = tasks.size() - answered.size();
+    if (missing_count > 0) {
       std::string missing;
       for (const auto& [c, t] : tasks)
         if (!answered.count(c)) missing += (missing.empty() ? "" : " ") + std::to_string(c);
       spdlog::warn("round {}: closing with {} of {} {} replies; no reply from client(s) {}",
                    round, answered.size(), tasks.size(), what, missing);
     }
+    phase = Phase::kIdle;  // late replies are refused from here on
+    return missing_count;
   }
 
   void run_round(int64_t r) {
@@ -397,7 +408,11 @@ struct FederationServer::Impl final : public wire::Federation::Service {
     const size_t n = fit.size();
     const size_t need = dep.min_replies == 0 ? n : std::min(n, static_cast<size_t>(dep.min_replies));
     publish(Phase::kFit, r, std::move(fit));
-    wait_replies(need, "fit");
+    // Over-selection keeps the first target_replies() accepted replies; the deadline drops
+    // the rest, as the simulation's clock does (runtime/fleet.hpp), here in real seconds.
+    const bool over = opt.over_select > 1.0;
+    const size_t late = wait_replies(need, "fit", over ? loop->target_replies() : 0,
+                                     opt.deadline_s);
     int64_t refused;
     {
       std::lock_guard<std::mutex> l(mu);
@@ -406,6 +421,7 @@ struct FederationServer::Impl final : public wire::Federation::Service {
     close_phase();
     Row row = loop->end_round();
     row["rejected"] += static_cast<double>(refused);
+    if (over || opt.deadline_s > 0) row["dropped"] = static_cast<double>(late);
     if (loop->eval_due(r)) {
       auto ev = loop->begin_eval(r);
       if (!ev.empty()) {
@@ -449,6 +465,10 @@ FederationServer::FederationServer(Config cfg, const ServeOptions& sopt)
   const int64_t workers = cfg.get_int("runtime.workers", 2, 1, 256);
   const int64_t threads = cfg.get_int("runtime.threads", 1, 1, 256);
   cfg.mark_used("runtime");
+  if (cfg.has("fleet.profile"))
+    spdlog::warn("fleet.* simulates devices and is ignored by fedpp serve, whose clients are "
+                 "real; sampling.deadline_s and sampling.over_select apply in real seconds");
+  cfg.mark_used("fleet");
   set_worker_threads(static_cast<int>(threads));
 
   s.data = load_federated_data(cfg);

@@ -8,8 +8,12 @@
 // has answered, or, once deploy.round_timeout_s has passed, as soon as deploy.min_replies
 // replies were accepted. With fewer than min_replies at the deadline the server keeps waiting
 // (clients that reconnect get their task again) and logs a warning every round_timeout_s; stop
-// it and `--resume` later, or lower deploy.min_replies. Replies arriving after their round
-// closed are ignored. After every round the server checkpoints (checkpoint.hpp).
+// it and `--resume` later, or lower deploy.min_replies. With sampling.over_select > 1 the
+// server asks that many times the target count and closes the round at the target-th accepted
+// reply; with sampling.deadline_s > 0 it closes the round that many seconds after it opened,
+// whatever has arrived (the rules of the simulated fleet, runtime/fleet.hpp, in real time; the
+// row's `dropped` counts the asked clients cut off). Replies arriving after their round closed
+// are ignored. After every round the server checkpoints (checkpoint.hpp).
 //
 // Security: TLS with deploy.tls_cert / deploy.tls_key (mutual TLS when deploy.tls_client_ca is
 // set) and a token per client, from deploy.tokens_file (lines "client_id token") or derived

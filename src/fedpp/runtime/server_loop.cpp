@@ -1,5 +1,6 @@
 #include "fedpp/runtime/server_loop.hpp"
 
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -58,6 +59,8 @@ RunOptions RunOptions::from_config(const Config& cfg) {
   const auto& info = find_algorithm(o.algorithm);
   o.rounds = cfg.get_int("rounds", o.rounds, 1, 1000000);
   o.fraction = cfg.get_double("sampling.fraction", o.fraction, 1e-9, 1.0);
+  o.over_select = cfg.get_double("sampling.over_select", o.over_select, 1.0, 100.0);
+  o.deadline_s = cfg.get_double("sampling.deadline_s", o.deadline_s, 0.0, 1e12);
   o.eval_every = cfg.get_int("eval.every", o.eval_every, 0, 1000000);
   auto pers = cfg.get_choice("eval.personalized", "auto", {"auto", "true", "false"});
   o.personalized = pers == "auto" ? info.personalized : pers == "true";
@@ -94,12 +97,26 @@ void ServerLoop::open_results(const std::string& partition_json) {
 void ServerLoop::restore_results(const std::vector<Row>& rows) {
   if (writer_)
     for (const auto& r : rows) writer_->append_round(r);
+  if (!rows.empty())
+    if (auto it = rows.back().find("sim_time_s"); it != rows.back().end()) sim_time_s_ = it->second;
+}
+
+int64_t ServerLoop::target_replies() const {
+  const int64_t n = setup_.num_clients;
+  return std::min(n, std::max<int64_t>(1, std::llround(opt_.fraction * static_cast<double>(n))));
 }
 
 std::vector<Task> ServerLoop::begin_round(int64_t round) {
   round_ = round;
   t0_ = std::chrono::steady_clock::now();
-  sampled_ = sample_clients(setup_.num_clients, opt_.fraction, opt_.seed, round);
+  // Over-selection: ceil(over_select * target) of the clients online (all without a fleet).
+  const auto want = static_cast<int64_t>(
+      std::ceil(opt_.over_select * static_cast<double>(target_replies()) - 1e-9));
+  std::vector<int64_t> online;
+  for (int64_t c = 0; c < setup_.num_clients; ++c)
+    if (!fleet_ || fleet_->available(round, c)) online.push_back(c);
+  available_ = static_cast<int64_t>(online.size());
+  sampled_ = sample_from(std::move(online), want, opt_.seed, round);
   sent_.clear();
   sent_bytes_.clear();
   replies_.clear();
@@ -189,10 +206,49 @@ Row ServerLoop::end_round() {
   double down = 0, up = 0, macs = 0;
   for (const auto& [c, b] : sent_bytes_) down += static_cast<double>(b);
   for (const auto& [c, b] : reply_bytes_) up += static_cast<double>(b);
+  RoundClose close;
+  nlohmann::json log = nlohmann::json::array();
+  if (fleet_) {  // the simulated clock decides who arrives in time (runtime/fleet.hpp)
+    std::vector<ClientTime> times;
+    for (const auto& [c, r] : replies_) {
+      const auto macs = r.message.metrics.find("client_macs");
+      FEDPP_CHECK(macs != r.message.metrics.end(),
+                  "a fleet times local training from the reply's client_macs, and algorithm '" +
+                      opt_.algorithm + "' does not report it: run it without fleet.profile");
+      const double down = static_cast<double>(sent_bytes_.at(c));
+      const double up = static_cast<double>(reply_bytes_.at(c));
+      times.push_back({c, fleet_->client_round_s(c, down, macs->second, up)});
+      log.push_back({{"client", c}, {"class", fleet_->device_of(c).name}, {"bytes_down", down},
+                     {"client_macs", macs->second}, {"bytes_up", up},
+                     {"seconds", times.back().seconds}});
+    }
+    close = close_round(std::move(times), static_cast<int64_t>(sampled_.size()),
+                        target_replies(), opt_.deadline_s);
+    for (int64_t c : close.dropped) {  // cut off: its upload never counts, as in deployment
+      replies_.erase(c);
+      up -= static_cast<double>(reply_bytes_.at(c));
+    }
+    for (auto& entry : log) entry["kept"] = replies_.count(entry["client"].get<int64_t>()) > 0;
+  }
   std::vector<Reply> ok;
   for (auto& [c, r] : replies_) ok.push_back(std::move(r));  // std::map: sorted by client id
   aggregate(&ok);
   for (const auto& [k, v] : server_->aggregate_metrics()) row[k] = v;
+  if (fleet_) {
+    const double server_s = fleet_->server_s(row.count("server_macs") ? row["server_macs"] : 0.0);
+    sim_time_s_ += close.round_s + server_s;
+    row["available"] = static_cast<double>(available_);
+    row["dropped"] = static_cast<double>(close.dropped.size());
+    row["sim_round_s"] = close.round_s + server_s;
+    row["sim_time_s"] = sim_time_s_;
+    if (writer_)
+      writer_->append_line("fleet.jsonl", nlohmann::json{{"round", round_},
+                                                         {"available", available_},
+                                                         {"clients_s", close.round_s},
+                                                         {"server_s", server_s},
+                                                         {"clients", log}}
+                                              .dump());
+  }
   std::map<std::string, double> sum;
   std::map<std::string, int> count;
   for (const auto& r : ok) {

@@ -30,16 +30,22 @@
 #include "fedpp/data/dataset.hpp"
 #include "fedpp/fl/algorithm.hpp"
 #include "fedpp/report/run_writer.hpp"
+#include "fedpp/runtime/fleet.hpp"
 
 namespace fedpp {
 
 // Run-level settings both runtimes read (keys: seed, rounds, algorithm.name,
-// sampling.fraction, eval.every, eval.personalized, output.dir, output.quiet,
-// output.save_model_every, deploy.max_decoded_bytes, codec.down.*, codec.up.*, runtime.device).
+// sampling.fraction, sampling.over_select, sampling.deadline_s, eval.every, eval.personalized,
+// output.dir, output.quiet, output.save_model_every, deploy.max_decoded_bytes, codec.down.*,
+// codec.up.*, runtime.device).
 struct RunOptions {
   uint64_t seed = 1;
   int64_t rounds = 10;
   double fraction = 1.0;
+  // Over-selection and deadline (runtime/fleet.hpp): sample ceil(over_select * target) clients
+  // and keep the first `target` replies; drop replies later than deadline_s (0 = none).
+  double over_select = 1.0;
+  double deadline_s = 0.0;
   int64_t eval_every = 1;
   bool personalized = false;
   std::string output_dir;
@@ -100,6 +106,15 @@ class ServerLoop {
   // Off in simulation, where such an error is a bug that must surface.
   void set_tolerate_bad_replies(bool on) { tolerant_ = on; }
 
+  // Simulation: a device fleet (runtime/fleet.hpp). Only online clients are sampled, and
+  // end_round() closes the round on the simulated clock: replies that arrive after the target
+  // count or the deadline are dropped before aggregation, and the row gains the columns
+  // available, dropped, sim_round_s and sim_time_s. Without a fleet (nullptr) none of this.
+  void set_fleet(std::shared_ptr<const Fleet> fleet) { fleet_ = std::move(fleet); }
+  // How many replies a round wants: max(1, round(fraction * clients)). With over_select > 1
+  // more clients than this are sampled.
+  int64_t target_replies() const;
+
   ServerAlgorithm& algorithm() { return *server_; }
   const RunOptions& options() const { return opt_; }
   int64_t current_round() const { return round_; }
@@ -114,6 +129,9 @@ class ServerLoop {
   std::unique_ptr<ServerAlgorithm> server_;
   std::unique_ptr<RunWriter> writer_;
   bool tolerant_ = false;
+  std::shared_ptr<const Fleet> fleet_;
+  double sim_time_s_ = 0;   // simulated seconds since the run started (with a fleet)
+  int64_t available_ = 0;   // clients online this round (with a fleet)
 
   // Aggregates `ok`; in tolerant mode drops (and rejects) the replies aggregation fails on.
   void aggregate(std::vector<Reply>* ok);

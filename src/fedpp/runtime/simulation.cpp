@@ -11,6 +11,7 @@
 #include "fedpp/core/seed.hpp"
 #include "fedpp/data/loaders.hpp"
 #include "fedpp/data/partition.hpp"
+#include "fedpp/runtime/fleet.hpp"
 #include "fedpp/runtime/threads.hpp"
 
 namespace fedpp {
@@ -64,6 +65,11 @@ void Simulation::build() {
   set_worker_threads(static_cast<int>(sim_.threads));
   AlgorithmSetup setup = setup_for(cfg_, opt_, *data_);
   loop_ = std::make_unique<ServerLoop>(cfg_, opt_, info, setup, data_->global_test);
+  auto fleet = Fleet::from_config(cfg_, setup.num_clients, opt_.seed);
+  FEDPP_CHECK(fleet || (opt_.over_select == 1.0 && opt_.deadline_s == 0.0),
+              "sampling.over_select and sampling.deadline_s act on a simulated clock in "
+              "simulation: set fleet.profile (runtime/fleet.hpp, docs/fleet.md)");
+  loop_->set_fleet(std::move(fleet));
   for (int64_t w = 0; w < sim_.workers; ++w)
     runners_.push_back(std::make_unique<ClientRunner>(opt_, info.make_client(setup)));
   if (state == "disk") {

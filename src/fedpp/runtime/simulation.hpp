@@ -4,8 +4,9 @@
 // StateStore. Messages cross as encoded wire bytes, so lossy codecs act and bytes are real.
 //
 // Config keys: those of RunOptions (server_loop.hpp), runtime.workers, runtime.threads,
-// runtime.state (memory|disk), runtime.state_dir, plus the data.*, model.*, train.* and
-// algorithm keys that the components read.
+// runtime.state (memory|disk), runtime.state_dir, fleet.* (a simulated device fleet and clock:
+// runtime/fleet.hpp), plus the data.*, model.*, train.* and algorithm keys that the components
+// read.
 #pragma once
 #include <functional>
 #include <memory>

@@ -1,0 +1,271 @@
+#include "fedpp/runtime/fleet.hpp"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <numeric>
+#include <set>
+#include <sstream>
+
+#include "fedpp/core/error.hpp"
+#include "fedpp/core/seed.hpp"
+#include "fedpp/runtime/fleet_builtin.hpp"
+
+namespace fedpp {
+
+namespace {
+
+// A uniform integer in [0, n) from 64 random bits (Lemire's multiply-shift: portable, unlike
+// std::uniform_int_distribution).
+uint64_t below(uint64_t bits, uint64_t n) {
+  return static_cast<uint64_t>((static_cast<unsigned __int128>(bits) * n) >> 64);
+}
+double unit(uint64_t bits) { return static_cast<double>(bits >> 11) * 0x1.0p-53; }
+
+double number(const toml::table& t, const std::string& key, const std::string& where,
+              bool required, double def) {
+  const toml::node* n = t.get(key);
+  if (!n) {
+    FEDPP_CHECK(!required, where + ": field '" + key + "' is missing (see runtime/fleet.hpp "
+                           "or docs/fleet.md for the profile format)");
+    return def;
+  }
+  std::optional<double> v = n->value<double>();
+  FEDPP_CHECK(v && std::isfinite(*v), where + ": field '" + key + "' must be a number");
+  return *v;
+}
+
+std::string text(const toml::table& t, const std::string& key, const std::string& where,
+                 bool required) {
+  const toml::node* n = t.get(key);
+  if (!n) {
+    FEDPP_CHECK(!required, where + ": field '" + key + "' is missing");
+    return "";
+  }
+  auto v = n->value<std::string>();
+  FEDPP_CHECK(v, where + ": field '" + key + "' must be a string");
+  return *v;
+}
+
+void only_keys(const toml::table& t, const std::set<std::string>& known, const std::string& where) {
+  for (const auto& [k, v] : t) {
+    (void)v;
+    const std::string key(k.str());
+    FEDPP_CHECK(known.count(key), where + ": unknown field '" + key + "'");
+  }
+}
+
+std::string read_text_file(const std::string& path, const std::string& what) {
+  std::ifstream in(path, std::ios::binary);
+  FEDPP_CHECK(in, what + " '" + path + "' cannot be read: check the path");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+FleetProfile parse_fleet_profile(const std::string& toml_text, const std::string& origin) {
+  toml::table doc;
+  try {
+    doc = toml::parse(toml_text, origin);
+  } catch (const toml::parse_error& e) {
+    throw Error("fleet profile " + origin + " is not valid TOML: " +
+                std::string(e.description()));
+  }
+  only_keys(doc, {"name", "source", "server", "class"}, "fleet profile " + origin);
+  FleetProfile p;
+  p.name = text(doc, "name", "fleet profile " + origin, false);
+  p.source = text(doc, "source", "fleet profile " + origin, false);
+  if (const toml::node* s = doc.get("server")) {
+    const toml::table* st = s->as_table();
+    FEDPP_CHECK(st, "fleet profile " + origin + ": [server] must be a table");
+    const std::string where = "fleet profile " + origin + " [server]";
+    only_keys(*st, {"compute_macs_per_s"}, where);
+    p.server_macs_per_s = number(*st, "compute_macs_per_s", where, true, 0);
+    FEDPP_CHECK(p.server_macs_per_s > 0, where + ": compute_macs_per_s must be > 0");
+  }
+  const toml::array* classes = doc.get_as<toml::array>("class");
+  FEDPP_CHECK(classes && !classes->empty(),
+              "fleet profile " + origin + " has no device class: add [[class]] tables");
+  std::set<std::string> names;
+  for (size_t i = 0; i < classes->size(); ++i) {
+    const toml::table* ct = classes->get(i)->as_table();
+    const std::string at = "fleet profile " + origin + " [[class]] #" + std::to_string(i + 1);
+    FEDPP_CHECK(ct, at + " must be a table");
+    only_keys(*ct, {"name", "share", "compute_macs_per_s", "down_bytes_per_s", "up_bytes_per_s",
+                    "latency_s", "availability"},
+              at);
+    DeviceClass c;
+    c.name = text(*ct, "name", at, true);
+    const std::string where = at + " ('" + c.name + "')";
+    FEDPP_CHECK(!c.name.empty() && names.insert(c.name).second,
+                where + ": class names must be non-empty and distinct");
+    c.share = number(*ct, "share", where, false, 1.0);
+    c.compute_macs_per_s = number(*ct, "compute_macs_per_s", where, true, 0);
+    c.down_bytes_per_s = number(*ct, "down_bytes_per_s", where, true, 0);
+    c.up_bytes_per_s = number(*ct, "up_bytes_per_s", where, true, 0);
+    c.latency_s = number(*ct, "latency_s", where, true, 0);
+    c.availability = number(*ct, "availability", where, true, 0);
+    FEDPP_CHECK(c.share > 0, where + ": share must be > 0");
+    FEDPP_CHECK(c.compute_macs_per_s > 0, where + ": compute_macs_per_s must be > 0");
+    FEDPP_CHECK(c.down_bytes_per_s > 0, where + ": down_bytes_per_s must be > 0");
+    FEDPP_CHECK(c.up_bytes_per_s > 0, where + ": up_bytes_per_s must be > 0");
+    FEDPP_CHECK(c.latency_s >= 0, where + ": latency_s must be >= 0");
+    FEDPP_CHECK(c.availability > 0 && c.availability <= 1,
+                where + ": availability must be in (0, 1]");
+    p.classes.push_back(std::move(c));
+  }
+  return p;
+}
+
+std::vector<std::string> builtin_fleet_names() {
+  std::vector<std::string> out;
+  for (const auto& [name, text] : builtin_fleets()) out.push_back(name);
+  return out;
+}
+
+const std::string& builtin_fleet_text(const std::string& name) {
+  const auto& all = builtin_fleets();
+  auto it = all.find(name);
+  if (it == all.end()) {
+    std::string known;
+    for (const auto& [n, t] : all) known += (known.empty() ? "" : ", ") + n;
+    throw Error("unknown built-in fleet '" + name + "' (known: " + known +
+                "); or give the path of a profile file (a name ending in .toml)");
+  }
+  return it->second;
+}
+
+RoundClose close_round(std::vector<ClientTime> times, int64_t sampled, int64_t target,
+                       double deadline_s) {
+  std::sort(times.begin(), times.end(), [](const ClientTime& a, const ClientTime& b) {
+    return a.seconds != b.seconds ? a.seconds < b.seconds : a.client < b.client;
+  });
+  RoundClose out;
+  double last = 0;
+  size_t i = 0;
+  for (; i < times.size(); ++i) {
+    if (static_cast<int64_t>(out.accepted.size()) >= target) break;
+    if (deadline_s > 0 && times[i].seconds > deadline_s) break;
+    out.accepted.push_back(times[i].client);
+    last = times[i].seconds;
+  }
+  for (; i < times.size(); ++i) out.dropped.push_back(times[i].client);
+  const bool target_met = static_cast<int64_t>(out.accepted.size()) >= target;
+  const bool all_arrived = static_cast<int64_t>(out.accepted.size()) == sampled && sampled > 0;
+  if (target_met || all_arrived || deadline_s <= 0)
+    out.round_s = last;  // the last kept arrival closes it
+  else
+    out.round_s = deadline_s;  // waited for replies that came too late or never
+  std::sort(out.accepted.begin(), out.accepted.end());
+  std::sort(out.dropped.begin(), out.dropped.end());
+  return out;
+}
+
+Fleet::Fleet(FleetProfile profile, int64_t num_clients, uint64_t run_seed,
+             const std::string& assignment)
+    : profile_(std::move(profile)), seed_(run_seed) {
+  FEDPP_CHECK(!profile_.classes.empty(), "the fleet has no device class");
+  const size_t n = static_cast<size_t>(num_clients);
+  const size_t k = profile_.classes.size();
+  class_of_.assign(n, -1);
+  if (assignment == "seeded") {
+    // Class sizes in proportion to the shares (largest remainder), over a seeded permutation.
+    double total = 0;
+    for (const auto& c : profile_.classes) total += c.share;
+    std::vector<size_t> count(k);
+    std::vector<std::pair<double, size_t>> rest;
+    size_t given = 0;
+    for (size_t j = 0; j < k; ++j) {
+      const double q = profile_.classes[j].share / total * static_cast<double>(n);
+      count[j] = static_cast<size_t>(std::floor(q));
+      given += count[j];
+      rest.emplace_back(q - std::floor(q), j);
+    }
+    std::stable_sort(rest.begin(), rest.end(),
+                     [](const auto& a, const auto& b) { return a.first > b.first; });
+    for (size_t r = 0; given < n; ++r, ++given) count[rest[r % k].second] += 1;
+    std::vector<int64_t> order(n);
+    std::iota(order.begin(), order.end(), 0);
+    for (size_t i = n; i > 1; --i) {  // Fisher-Yates, portable draws
+      const uint64_t bits = derive_seed(run_seed, Purpose::kFleet, {1, static_cast<uint64_t>(i)});
+      std::swap(order[i - 1], order[below(bits, i)]);
+    }
+    size_t pos = 0;
+    for (size_t j = 0; j < k; ++j)
+      for (size_t m = 0; m < count[j]; ++m) class_of_[static_cast<size_t>(order[pos++])] =
+                                                 static_cast<int>(j);
+  } else {
+    std::map<std::string, int> index;
+    for (size_t j = 0; j < k; ++j) index[profile_.classes[j].name] = static_cast<int>(j);
+    std::istringstream in(read_text_file(assignment, "fleet.assignment"));
+    std::string line;
+    for (int lineno = 1; std::getline(in, line); ++lineno) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (line.empty() || (lineno == 1 && line == "client,class")) continue;
+      const std::string where = "fleet.assignment '" + assignment + "' line " +
+                                std::to_string(lineno);
+      const auto comma = line.find(',');
+      FEDPP_CHECK(comma != std::string::npos, where + ": expected 'client,class'");
+      const std::string id = line.substr(0, comma), cls = line.substr(comma + 1);
+      FEDPP_CHECK(!id.empty() && id.size() < 12 &&
+                      std::all_of(id.begin(), id.end(), [](char ch) { return ch >= '0' && ch <= '9'; }),
+                  where + ": client '" + id + "' is not a client id");
+      const size_t c = std::stoul(id);
+      FEDPP_CHECK(c < n, where + ": client " + id + " is out of range (the run has " +
+                             std::to_string(n) + " clients)");
+      FEDPP_CHECK(class_of_[c] < 0, where + ": client " + id + " is assigned twice");
+      auto it = index.find(cls);
+      FEDPP_CHECK(it != index.end(), where + ": unknown device class '" + cls + "'");
+      class_of_[c] = it->second;
+    }
+    for (size_t c = 0; c < n; ++c)
+      FEDPP_CHECK(class_of_[c] >= 0, "fleet.assignment '" + assignment + "' gives no class to client " +
+                                         std::to_string(c) + ": list every client once");
+  }
+}
+
+std::shared_ptr<const Fleet> Fleet::from_config(const Config& cfg, int64_t num_clients,
+                                                uint64_t run_seed) {
+  const std::string profile = cfg.get_string("fleet.profile", "");
+  const std::string assignment = cfg.get_string("fleet.assignment", "seeded");
+  if (profile.empty()) {
+    FEDPP_CHECK(!cfg.has("fleet.assignment"),
+                "fleet.assignment is set but fleet.profile is not: name a fleet");
+    return nullptr;
+  }
+  const bool is_file = profile.size() > 5 && profile.substr(profile.size() - 5) == ".toml";
+  FleetProfile p = is_file ? parse_fleet_profile(read_text_file(profile, "fleet.profile"), profile)
+                           : parse_fleet_profile(builtin_fleet_text(profile), profile);
+  return std::make_shared<const Fleet>(std::move(p), num_clients, run_seed, assignment);
+}
+
+const DeviceClass& Fleet::device_of(int64_t client) const {
+  FEDPP_CHECK(client >= 0 && static_cast<size_t>(client) < class_of_.size(),
+              "client " + std::to_string(client) + " is not in the fleet");
+  return profile_.classes[static_cast<size_t>(class_of_[static_cast<size_t>(client)])];
+}
+
+bool Fleet::available(int64_t round, int64_t client) const {
+  const double a = device_of(client).availability;
+  if (a >= 1) return true;
+  return unit(derive_seed(seed_, Purpose::kFleet,
+                          {2, static_cast<uint64_t>(round), static_cast<uint64_t>(client)})) < a;
+}
+
+double Fleet::client_round_s(int64_t client, double bytes_down, double client_macs,
+                             double bytes_up) const {
+  const DeviceClass& d = device_of(client);
+  return d.latency_s + bytes_down / d.down_bytes_per_s + client_macs / d.compute_macs_per_s +
+         bytes_up / d.up_bytes_per_s;
+}
+
+double Fleet::server_s(double server_macs) const {
+  return profile_.server_macs_per_s > 0 ? server_macs / profile_.server_macs_per_s : 0.0;
+}
+
+}  // namespace fedpp
