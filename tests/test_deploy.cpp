@@ -25,6 +25,7 @@
 #include "fedpp/proto/fedpp.grpc.pb.h"
 #include "fedpp/report/run_writer.hpp"
 #include "fedpp/runtime/checkpoint.hpp"
+#include "fedpp/runtime/grpc_client.hpp"
 #include "fedpp/runtime/grpc_server.hpp"
 #include "fedpp/runtime/server_loop.hpp"
 #include "fedpp/runtime/simulation.hpp"
@@ -441,6 +442,72 @@ TEST(Deploy, ClientKilledMidRoundTheOthersFinishTheRun) {
   EXPECT_EQ(rows[2].at("replies"), 3);
   for (const auto& r : rows) EXPECT_EQ(r.at("clients"), 4);
   EXPECT_NE(slurp(dir / "server.log").find("no reply from client(s) 3"), std::string::npos);
+}
+
+// A server (or something posing as one) whose run id is a path: the client refuses to build its
+// state folder from it, before anything else.
+TEST(Deploy, ARunIdThatIsAPathIsRefused) {
+  struct Fake : wire::Federation::Service {
+    grpc::Status Join(grpc::ServerContext*, const wire::JoinRequest*,
+                      wire::JoinReply* rep) override {
+      rep->set_run_id("../../victim");
+      return grpc::Status::OK;
+    }
+  } fake;
+  int port = 0;
+  grpc::ServerBuilder b;
+  b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  b.RegisterService(&fake);
+  auto server = b.BuildAndStart();
+  ASSERT_GT(port, 0);
+  auto dir = test_dir();
+  JoinOptions jo;
+  jo.server = "127.0.0.1:" + std::to_string(port);
+  jo.client_id = 0;
+  jo.token = derive_token(kSecret, 0);
+  jo.state_dir = (dir / "state").string();
+  FederationClient client(Config::from_string(config_text(dir, 2, 1)), jo);
+  try {
+    client.run();
+    ADD_FAILURE() << "a run id that is a path was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("malformed run id"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(dir / "victim"));
+  server->Shutdown();
+}
+
+// A client given the wrong CA: the handshake fails, and both the early warning and the final
+// error name TLS and what to check (not only "Deadline Exceeded").
+TEST(Deploy, AWrongCaIsReportedAsATlsProblem) {
+  auto dir = test_dir();
+  const std::string d = dir.string();
+  const std::string gen =
+      "cd '" + d + "' && "
+      "openssl req -x509 -newkey rsa:2048 -nodes -keyout server.key -out server.pem -days 1 "
+      "-subj '/CN=localhost' -addext 'subjectAltName=DNS:localhost,IP:127.0.0.1' && "
+      "openssl req -x509 -newkey rsa:2048 -nodes -keyout other.key -out other.pem -days 1 "
+      "-subj '/CN=someone else'";
+  ASSERT_EQ(std::system(("(" + gen + ") > '" + (dir / "openssl.log").string() + "' 2>&1").c_str()), 0)
+      << slurp(dir / "openssl.log");
+  auto text = config_text(dir, 2, 1, "tls_cert = \"" + d + "/server.pem\"\ntls_key = \"" + d +
+                                         "/server.key\"\n");
+  text.replace(text.find("client_give_up_s = 60"), 21, "client_give_up_s = 3");
+  auto config = write_config(dir, text);
+  const int port = free_port();
+  Procs procs;
+  procs.start({"serve", config.string(), "--listen", "127.0.0.1:" + std::to_string(port)},
+              dir / "server.log");
+  auto args = join_args(config, port, 0, dir);
+  args.insert(args.end(), {"--tls-ca", d + "/other.pem"});
+  pid_t client = procs.start(args, dir / "client.log");
+  const int st = procs.wait(client, 60);
+  ASSERT_TRUE(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) != 0) << procs.logs();
+  const std::string log = slurp(dir / "client.log");
+  EXPECT_NE(log.find("no TLS connection to"), std::string::npos) << log;
+  EXPECT_NE(log.find("--tls-ca must be the CA that signed the server's certificate"),
+            std::string::npos)
+      << log;
 }
 
 TEST(Deploy, ServerKilledAndResumedOverMutualTlsGivesTheSameResult) {

@@ -43,6 +43,7 @@ struct FederationClient::Impl {
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<wire::Federation::Stub> stub;
   std::string run_id;
+  bool tls_hint_given = false;
   ClientStats stats;
 
   // Retry state: time of the last successful call and the current backoff.
@@ -75,12 +76,26 @@ struct FederationClient::Impl {
       throw Error("the server refused client " + std::to_string(jo.client_id) + " (" +
                   s.error_message() + "): check --client-id and --token" +
                   (jo.tls_cert.empty() ? "" : ", and the client certificate"));
+    const bool tls = !jo.tls_ca.empty();
+    // Over TLS a refused handshake (unknown CA, a name that does not match) looks like an
+    // unreachable server to gRPC: say so at once, not only when giving up.
+    if (tls && run_id.empty() && !tls_hint_given) {
+      spdlog::warn("client {}: no TLS connection to {} yet ({}): if this persists, check that "
+                   "--tls-ca signed the server's certificate and that the certificate names {} "
+                   "(or give --tls-server-name)",
+                   jo.client_id, jo.server, s.error_message(), jo.server);
+      tls_hint_given = true;
+    }
     if (secs_since(last_ok) > dep.client_give_up_s)
       throw Error("server " + jo.server + " unreachable for " +
                   std::to_string(static_cast<int64_t>(secs_since(last_ok))) + " s (last error in " +
                   what + ": " + s.error_message() +
-                  "); giving up (deploy.client_give_up_s). Check --server, TLS settings (--tls-ca)"
-                  " and that `fedpp serve` runs");
+                  "); giving up (deploy.client_give_up_s). Check --server and that `fedpp serve` "
+                  "runs" +
+                  (tls ? std::string(", and the TLS settings: --tls-ca must be the CA that signed "
+                                     "the server's certificate, whose name must match the host "
+                                     "in --server (or --tls-server-name)")
+                       : std::string(", and whether the server uses TLS (then give --tls-ca)")));
     spdlog::debug("client {}: {} failed ({}), retrying in {:.1f} s", jo.client_id, what,
                   s.error_message(), backoff_s);
     std::this_thread::sleep_for(std::chrono::duration<double>(backoff_s));
@@ -116,7 +131,9 @@ struct FederationClient::Impl {
     req.set_version(kWireVersion);
     while (true) {
       wire::JoinReply rep;
-      auto ctx = context(30);
+      // A small call: 10 s is ample, and a refused TLS handshake surfaces that soon (calls wait
+      // for a connection, so gRPC reports it only as the deadline passing).
+      auto ctx = context(10);
       Status s = stub->Join(ctx.get(), req, &rep);
       if (!s.ok()) {
         if (s.error_code() == StatusCode::FAILED_PRECONDITION) throw Error(s.error_message());
@@ -124,6 +141,14 @@ struct FederationClient::Impl {
         continue;
       }
       ok();
+      // The run id names this client's state folder: never a path from the network.
+      FEDPP_CHECK(!rep.run_id().empty() && rep.run_id().size() <= 64 &&
+                      std::all_of(rep.run_id().begin(), rep.run_id().end(),
+                                  [](char ch) {
+                                    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f');
+                                  }),
+                  "the server sent a malformed run id (not 1-64 hex digits); refusing to use it "
+                  "as a folder name: is " + jo.server + " a fedpp server of this version?");
       auto differ = [&](const std::string& key, const std::string& here, const std::string& there) {
         FEDPP_CHECK(here == there, "this client's config differs from the server's: " + key + " " +
                                        here + " here, " + there +
@@ -355,6 +380,9 @@ FederationClient::FederationClient(Config cfg, JoinOptions jo,
   } else {
     FEDPP_CHECK(jo.tls_cert.empty() && jo.tls_key.empty(),
                 "--tls-cert/--tls-key need --tls-ca (the server's CA certificate)");
+    spdlog::warn("client {}: no TLS: this client's token, the model and its updates travel in "
+                 "clear text (give --tls-ca for a server with deploy.tls_cert)",
+                 jo.client_id);
     creds = grpc::InsecureChannelCredentials();
   }
   s.channel = grpc::CreateCustomChannel(jo.server, creds, args);
