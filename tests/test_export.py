@@ -3,6 +3,7 @@
 scripts/fedpp_models.py, gives the same logits as fedpp on the same inputs; and a state dict
 that PyTorch wrote starts a fedpp run (model.init). Run by CTest: python3 test_export.py FEDPP.
 Exit code 77 (CTest: skipped) when this Python has no torch."""
+import json
 import os
 import subprocess
 import sys
@@ -93,6 +94,32 @@ def main():
                             os.path.join(tmp, "cnn3.toml")], capture_output=True, text=True)
         if r.returncode != 2 or "conv1.weight" not in r.stderr:
             raise AssertionError(f"a foreign model file was not refused clearly: {r.stderr}")
+        # Personalised models: every Standalone client's own (heterogeneous) model, written with
+        # output.save_client_models, loads into its PyTorch module and predicts as fedpp does.
+        cfg = os.path.join(tmp, "standalone.toml")
+        with open(cfg, "w") as f:
+            f.write(CONFIG.format(model="mlp").replace(
+                '[model]\nname = "mlp"', '[algorithm]\nname = "standalone"'))
+        out = os.path.join(tmp, "standalone")
+        run(fedpp, "run", cfg, "--out", out, "--set", "output.save_client_models=true")
+        with open(os.path.join(out, "client_models", "index.json")) as f:
+            index = json.load(f)
+        if [e["model"] for e in index] != ["cnn1", "cnn2"]:
+            raise AssertionError(f"client_models/index.json lists {index}")
+        x = torch.randn(8, 1, 28, 28, generator=torch.Generator().manual_seed(2))
+        torch.save(x, os.path.join(tmp, "inputs.pt"))
+        for e in index:
+            path = os.path.join(out, "client_models", e["file"])
+            model = build(e["model"], (1, 28, 28), 4)
+            model.load_state_dict(torch.load(path))
+            model.eval()
+            run(fedpp, "eval", path, cfg, "--set", f'model.name="{e["model"]}"', "--inputs",
+                os.path.join(tmp, "inputs.pt"), "--logits", os.path.join(tmp, "logits.pt"))
+            theirs = torch.load(os.path.join(tmp, "logits.pt"))["logits"]
+            with torch.no_grad():
+                ours = model(x)
+            if not torch.allclose(ours, theirs, rtol=1e-4, atol=1e-5):
+                raise AssertionError(f"client {e['client']}: PyTorch logits differ from fedpp's")
     print("export: PyTorch reads fedpp's models and fedpp reads PyTorch's")
 
 

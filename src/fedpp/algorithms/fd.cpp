@@ -59,6 +59,11 @@ Message FdClient::evaluate(const Message&, ClientContext& ctx) {
   }));
 }
 
+std::optional<ExportedModel> FdClient::personal_model(int64_t client_id,
+                                                      const ClientState& state) const {
+  return export_private(model_of(models_, client_id), state, kPrefix);
+}
+
 AlgorithmInfo fd_info() {
   return {"fd",
           "FD (federated distillation): private heterogeneous models distilled towards "

@@ -181,6 +181,12 @@ Message FedKdClient::evaluate(const Message&, ClientContext& ctx) {
   }));
 }
 
+// The private (teacher) model: the one a FedKD client is evaluated with.
+std::optional<ExportedModel> FedKdClient::personal_model(int64_t client_id,
+                                                         const ClientState& state) const {
+  return export_private(model_of(models_, client_id), state, kPrefix);
+}
+
 AlgorithmInfo fedkd_info() {
   return {"fedkd",
           "FedKD: private teacher and shared student trained by adaptive mutual and hidden-state "

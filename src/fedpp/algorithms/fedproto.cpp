@@ -88,6 +88,13 @@ Message FedProtoClient::evaluate(const Message& in, ClientContext& ctx) {
   }));
 }
 
+// The private model with its own head (prototype inference, fedproto.prototype_inference, is
+// not part of the exported module).
+std::optional<ExportedModel> FedProtoClient::personal_model(int64_t client_id,
+                                                            const ClientState& state) const {
+  return export_private(model_of(models_, client_id), state, kPrefix);
+}
+
 AlgorithmInfo fedproto_info() {
   return {"fedproto",
           "FedProto: private heterogeneous models regularised towards count-weighted global "

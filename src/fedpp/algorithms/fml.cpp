@@ -96,6 +96,11 @@ Message FmlClient::evaluate(const Message&, ClientContext& ctx) {
   }));
 }
 
+std::optional<ExportedModel> FmlClient::personal_model(int64_t client_id,
+                                                       const ClientState& state) const {
+  return export_private(model_of(models_, client_id), state, kPrefix);
+}
+
 AlgorithmInfo fml_info() {
   return {"fml",
           "FML: private heterogeneous model and shared meme model trained by mutual learning; "

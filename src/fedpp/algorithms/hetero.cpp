@@ -54,6 +54,12 @@ void save_private(const torch::nn::Module& m, ClientState& state, const std::str
   for (const auto& [name, t] : module_state(m)) state.tensors.set(prefix + name, t.detach().cpu().clone());
 }
 
+std::optional<ExportedModel> export_private(const std::string& name, const ClientState& state,
+                                            const std::string& prefix) {
+  if (!has_private(state, prefix)) return std::nullopt;
+  return ExportedModel{name, state.tensors.with_prefix(prefix, /*strip=*/true)};
+}
+
 void load_private(torch::nn::Module& m, const ClientState& state, const std::string& prefix) {
   // Non-strict over the state (it holds other modules too), strict over the module.
   auto own = state.tensors.with_prefix(prefix, /*strip=*/true);

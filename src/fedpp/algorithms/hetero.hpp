@@ -41,6 +41,10 @@ void save_private(const torch::nn::Module& m, ClientState& state, const std::str
 // Loads the module from state under `prefix` (every module tensor must be there with its
 // shape; throws fedpp::Error otherwise).
 void load_private(torch::nn::Module& m, const ClientState& state, const std::string& prefix);
+// The private zoo model `name` kept under `prefix` as an ExportedModel (ClientAlgorithm::
+// personal_model), or nullopt when the state has none (the client never trained).
+std::optional<ExportedModel> export_private(const std::string& name, const ClientState& state,
+                                            const std::string& prefix);
 
 // Names of the tensors of m that head() uses (found by autograd through head() alone); every
 // other parameter and buffer belongs to the feature extractor.

@@ -28,6 +28,11 @@ Message StandaloneClient::evaluate(const Message&, ClientContext& ctx) {
   return evaluate_reply(m, ctx);
 }
 
+std::optional<ExportedModel> StandaloneClient::personal_model(int64_t client_id,
+                                                              const ClientState& state) const {
+  return export_private(model_of(models_, client_id), state, "model.");
+}
+
 AlgorithmInfo standalone_info() {
   return {"standalone", "Standalone: every client trains its own (heterogeneous) model locally",
           true, [](const AlgorithmSetup& s) { return std::make_unique<StandaloneServer>(s); },

@@ -83,6 +83,14 @@ class ClientAlgorithm {
   virtual Message fit(const Message& in, ClientContext& ctx) = 0;
   // Personalised evaluation on ctx.data->test; metrics "accuracy", "loss", "num_samples".
   virtual Message evaluate(const Message& in, ClientContext& ctx) = 0;
+  // The client's personalised model, built from its private state, as a zoo model's state dict
+  // (written as client_models/client_<id>.pt with output.save_client_models), or nullopt when
+  // the method keeps no private model of its own or the client never trained.
+  virtual std::optional<ExportedModel> personal_model(int64_t client_id,
+                                                      const ClientState& state) const {
+    (void)client_id; (void)state;
+    return std::nullopt;
+  }
 };
 
 class ServerAlgorithm {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <csignal>
 #include <filesystem>
+#include <limits>
 #include <thread>
 
 #include "fedpp/core/error.hpp"
@@ -313,6 +314,13 @@ struct FederationClient::Impl {
       if (h.kind() == wire::TaskHeader::DONE) {
         spdlog::info("client {}: the run is done ({} fits, {} evaluations)", jo.client_id,
                      stats.fits, stats.evals);
+        if (opt.save_client_models) {
+          const auto dir = (base() / "client_models").string();
+          const auto last = newest(std::numeric_limits<int64_t>::max(), true);
+          if (!runner->save_personal_model(jo.client_id, load_state(last), dir).empty())
+            spdlog::info("client {}: personalised model written to {}/client_{}.pt", jo.client_id,
+                         dir, jo.client_id);
+        }
         return stats;
       }
       if (h.kind() == wire::TaskHeader::WAIT) continue;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <filesystem>
 
 #include "fedpp/core/error.hpp"
 #include "fedpp/core/seed.hpp"
@@ -67,6 +68,7 @@ RunOptions RunOptions::from_config(const Config& cfg) {
   o.output_dir = cfg.get_string("output.dir", "");
   o.quiet = cfg.get_bool("output.quiet", false);
   o.save_model_every = cfg.get_int("output.save_model_every", 0, 0, 1000000);
+  o.save_client_models = cfg.get_bool("output.save_client_models", false);
   o.max_decoded_bytes =
       cfg.get_int("deploy.max_decoded_bytes", o.max_decoded_bytes, 1024, int64_t{1} << 40);
   o.down = codec_spec_from_config(cfg, "codec.down");
@@ -401,6 +403,17 @@ std::string ClientRunner::fit_or_report(int64_t round, int64_t client,
     m.config["fit_error"] = std::string(e.what()).substr(0, 300);
     return encode_message(m, Pipeline(), up_seed(opt_.seed, round, client));
   }
+}
+
+std::string ClientRunner::save_personal_model(int64_t client, const ClientState& state,
+                                              const std::string& dir) const {
+  auto model = algo_->personal_model(client, state);
+  if (!model) return "";
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  FEDPP_CHECK(!ec, "cannot create '" + dir + "' for output.save_client_models: " + ec.message());
+  save_state_dict(model->tensors, dir + "/client_" + std::to_string(client) + ".pt");
+  return model->model;
 }
 
 std::string ClientRunner::evaluate(int64_t round, int64_t client, const std::string& task_bytes,

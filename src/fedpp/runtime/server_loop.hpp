@@ -36,7 +36,8 @@ namespace fedpp {
 
 // Run-level settings both runtimes read (keys: seed, rounds, algorithm.name,
 // sampling.fraction, sampling.over_select, sampling.deadline_s, eval.every, eval.personalized,
-// output.dir, output.quiet, output.save_model_every, deploy.max_decoded_bytes, codec.down.*,
+// output.dir, output.quiet, output.save_model_every, output.save_client_models,
+// deploy.max_decoded_bytes, codec.down.*,
 // codec.up.*, runtime.device).
 struct RunOptions {
   uint64_t seed = 1;
@@ -54,6 +55,10 @@ struct RunOptions {
   // global_model.pt after the last round, and as global_model_round<r>.pt every this many
   // rounds (0 = only the final one).
   int64_t save_model_every = 0;
+  // output.save_client_models: after the last round every client's personalised model
+  // (ClientAlgorithm::personal_model) is written as client_models/client_<id>.pt (simulation:
+  // in output.dir; fedpp join: in the client's state folder).
+  bool save_client_models = false;
   // Cap on a reply's decoded size, checked before decoding (deploy.max_decoded_bytes, 1 GiB).
   int64_t max_decoded_bytes = int64_t{1} << 30;
   std::string algorithm;
@@ -163,6 +168,10 @@ class ClientRunner {
                             const ClientData& data, ClientState* state, bool* failed);
   std::string evaluate(int64_t round, int64_t client, const std::string& task_bytes,
                        const ClientData& data, ClientState* state);
+  // Writes the client's personalised model (ClientAlgorithm::personal_model) as
+  // <dir>/client_<id>.pt; returns its zoo model name, or "" when the method keeps none.
+  std::string save_personal_model(int64_t client, const ClientState& state,
+                                  const std::string& dir) const;
 
  private:
   RunOptions opt_;

@@ -1,5 +1,6 @@
 #include "fedpp/runtime/simulation.hpp"
 
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
@@ -8,6 +9,7 @@
 #include <thread>
 
 #include "fedpp/core/error.hpp"
+#include "fedpp/core/files.hpp"
 #include "fedpp/core/seed.hpp"
 #include "fedpp/data/loaders.hpp"
 #include "fedpp/data/partition.hpp"
@@ -56,6 +58,8 @@ Simulation::~Simulation() = default;
 void Simulation::build() {
   opt_ = RunOptions::from_config(cfg_);
   opt_.max_decoded_bytes = 0;  // in-process replies: no cap (deploy.max_decoded_bytes is for serve)
+  FEDPP_CHECK(!opt_.save_client_models || !opt_.output_dir.empty(),
+              "output.save_client_models needs output.dir (or --out): where to write the models");
   sim_.workers = cfg_.get_int("runtime.workers", sim_.workers, 1, 256);
   sim_.threads = cfg_.get_int("runtime.threads", sim_.threads, 1, 256);
   auto state = cfg_.get_choice("runtime.state", "memory", {"memory", "disk"});
@@ -144,7 +148,26 @@ Row Simulation::run_round(int64_t round) {
       if (!answers[i].empty()) loop_->accept_eval(evals[i].client, answers[i]);
     loop_->end_eval(&row);
   }
-  return loop_->record(std::move(row));
+  row = loop_->record(std::move(row));
+  if (round == opt_.rounds && opt_.save_client_models) save_client_models();
+  return row;
+}
+
+void Simulation::save_client_models() {
+  const std::string dir = opt_.output_dir + "/client_models";
+  nlohmann::json index = nlohmann::json::array();
+  for (int64_t c = 0; c < static_cast<int64_t>(data_->clients.size()); ++c) {
+    const std::string model = runners_[0]->save_personal_model(c, states_->load(c), dir);
+    if (!model.empty()) index.push_back({{"client", c}, {"model", model},
+                                         {"file", "client_" + std::to_string(c) + ".pt"}});
+  }
+  if (index.empty()) {
+    spdlog::warn("output.save_client_models: algorithm '{}' keeps no personalised models{}",
+                 opt_.algorithm, server().global_model() ? " (its model is global_model.pt)" : "");
+    return;
+  }
+  write_file_atomic(dir + "/index.json", index.dump(1) + "\n",
+                    "set output.dir to a writable place with free space");
 }
 
 std::vector<Row> Simulation::run() {

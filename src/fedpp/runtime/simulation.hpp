@@ -49,6 +49,9 @@ class Simulation {
 
  private:
   void build();
+  // output.save_client_models: every client's personalised model into output.dir/client_models
+  // (client_<id>.pt and index.json: client, zoo model, file).
+  void save_client_models();
   // Runs fn(runner, i, tasks[i]) for every task on the worker pool; rethrows the first error.
   template <typename Fn>
   void parallel_for(size_t n, Fn&& fn);
