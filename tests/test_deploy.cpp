@@ -338,7 +338,7 @@ TEST(Deploy, ADeadlineDropsTheClientsTheSimulatedFleetDrops) {
          "up_bytes_per_s = 1e9\nlatency_s = 0.01\navailability = 1\n";
   std::ofstream(dir / "assign.csv") << "0,fast\n1,fast\n2,slow\n3,slow\n";
   auto config = write_config(
-      dir, config_text(dir, 4, 3) + "[sampling]\ndeadline_s = 4\n[fleet]\nprofile = \"" +
+      dir, config_text(dir, 4, 3) + "[sampling]\ndeadline_s = 8\n[fleet]\nprofile = \"" +
                (dir / "fleet.toml").string() + "\"\nassignment = \"" +
                (dir / "assign.csv").string() + "\"\n");
   const int port = free_port();
@@ -349,12 +349,12 @@ TEST(Deploy, ADeadlineDropsTheClientsTheSimulatedFleetDrops) {
   std::vector<pid_t> clients;
   for (int64_t c = 0; c < 4; ++c) {
     auto args = join_args(config, port, c, dir);
-    if (c >= 2) args.insert(args.end(), {"--delay-s", "30"});  // slow devices
+    if (c >= 2) args.insert(args.end(), {"--delay-s", "40"});  // slow devices
     clients.push_back(procs.start(args, dir / ("client" + std::to_string(c) + ".log")));
   }
   ASSERT_TRUE(exited_ok(procs.wait(server, 300))) << procs.logs();
-  // The slow devices are still asleep over their first task when the run ends (3 rounds of 4 s
-  // < 30 s): they are killed with the test. The fast ones finish normally.
+  // The slow devices are still asleep over their first task when the run ends (3 rounds of 8 s
+  // < 40 s): they are killed with the test. The fast ones finish normally.
   for (int c = 0; c < 2; ++c) ASSERT_TRUE(exited_ok(procs.wait(clients[c], 60))) << procs.logs();
   auto rows = read_rows((dir / "out").string());
   ASSERT_EQ(rows.size(), 3u);
@@ -473,7 +473,7 @@ TEST(Deploy, ARunIdThatIsAPathIsRefused) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("malformed run id"), std::string::npos) << e.what();
   }
-  EXPECT_FALSE(fs::exists(dir / "victim"));
+  EXPECT_FALSE(fs::exists(dir.parent_path() / "victim"));  // state/../../victim
   server->Shutdown();
 }
 

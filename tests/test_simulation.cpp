@@ -6,6 +6,7 @@
 
 #include "fedpp/core/config.hpp"
 #include "fedpp/core/error.hpp"
+#include "fedpp/models/state_dict.hpp"
 #include "fedpp/report/run_writer.hpp"
 #include "fedpp/runtime/simulation.hpp"
 #include "toy.hpp"
@@ -173,6 +174,39 @@ TEST(Simulation, WritesResultsFolder) {
   EXPECT_EQ(read_rows(dir).size(), 3u);
   auto resolved = slurp(dir + "/config.toml");
   EXPECT_NE(resolved.find("local_epochs = 1"), std::string::npos) << resolved;
+}
+
+// output.save_client_models writes exactly each trained client's private model (its state),
+// nothing for a client that never trained, and no file of an earlier run survives.
+TEST(Simulation, SavesEachTrainedClientsOwnModel) {
+  auto dir = testing::TempDir() + "/fedpp_client_models";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir + "/client_models");
+  std::ofstream(dir + "/client_models/client_9.pt") << "an earlier run's";
+  auto cfg = Config::from_string(
+      "seed = 3\nrounds = 2\n[algorithm]\nname = \"standalone\"\n[hetero]\nmodels = [\"mlp\"]\n"
+      "[sampling]\nfraction = 0.5\n[train]\nlr = 0.05\nbatch_size = 16\n[runtime]\nworkers = 1\n"
+      "[output]\nquiet = true\nsave_client_models = true\ndir = \"" + dir + "\"\n");
+  Simulation sim(cfg, toy_data(4));
+  sim.run();
+  int trained = 0;
+  for (int64_t c = 0; c < 4; ++c) {
+    const auto path = dir + "/client_models/client_" + std::to_string(c) + ".pt";
+    ClientState state = sim.states().load(c);
+    if (state.empty()) {
+      EXPECT_FALSE(std::filesystem::exists(path)) << path;
+      continue;
+    }
+    ++trained;
+    auto file = load_state_dict(path);
+    auto own = state.tensors.with_prefix("model.", true);
+    ASSERT_EQ(file.names(), own.names()) << path;
+    for (const auto& [name, t] : own) EXPECT_TRUE(torch::equal(file.at(name), t)) << name;
+  }
+  EXPECT_GT(trained, 0);
+  EXPECT_FALSE(std::filesystem::exists(dir + "/client_models/client_9.pt"));
+  auto index = slurp(dir + "/client_models/index.json");
+  EXPECT_EQ(static_cast<int>(std::count(index.begin(), index.end(), '{')), trained) << index;
 }
 
 // Caldas et al. / TFF: the server adds the clients' averaged update to its own exact model, so

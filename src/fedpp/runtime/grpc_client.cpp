@@ -81,10 +81,11 @@ struct FederationClient::Impl {
     // Over TLS a refused handshake (unknown CA, a name that does not match) looks like an
     // unreachable server to gRPC: say so at once, not only when giving up.
     if (tls && run_id.empty() && !tls_hint_given) {
+      const std::string host = jo.server.substr(0, jo.server.rfind(':'));
       spdlog::warn("client {}: no TLS connection to {} yet ({}): if this persists, check that "
                    "--tls-ca signed the server's certificate and that the certificate names {} "
                    "(or give --tls-server-name)",
-                   jo.client_id, jo.server, s.error_message(), jo.server);
+                   jo.client_id, jo.server, s.error_message(), host);
       tls_hint_given = true;
     }
     if (secs_since(last_ok) > dep.client_give_up_s)

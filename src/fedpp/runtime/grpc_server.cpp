@@ -157,6 +157,7 @@ struct FederationServer::Impl final : public wire::Federation::Service {
   std::map<int64_t, std::shared_ptr<const std::string>> tasks;
   std::set<int64_t> answered;
   size_t accepted = 0;
+  size_t fit_target = 0;  // over-selection: replies the fit phase keeps (0 = every one)
   int64_t transport_rejected = 0;  // replies refused before ServerLoop saw them (oversized)
   std::map<int64_t, Clock::time_point> last_seen;
   std::set<int64_t> told_done;
@@ -322,6 +323,11 @@ struct FederationServer::Impl final : public wire::Federation::Service {
       if (!open_for(c, h.round(), h.kind()))
         return reject("late: round " + std::to_string(h.round()) + " closed while it arrived");
       fit = phase == Phase::kFit;
+      // Over-selection: the round keeps its first fit_target accepted replies, however the
+      // handlers and the driver interleave.
+      if (fit && fit_target > 0 && accepted >= fit_target)
+        return reject("late: round " + std::to_string(h.round()) + " already has its " +
+                      std::to_string(fit_target) + " replies (sampling.over_select)");
       try {
         if (fit)
           reason = loop->accept_reply(c, bytes);
@@ -368,8 +374,9 @@ struct FederationServer::Impl final : public wire::Federation::Service {
   // Waits for the replies of the open phase (rules in grpc_server.hpp); `need` = replies that
   // must be accepted before the deadline may close it (0: the deadline alone closes it);
   // `target` > 0 closes it as soon as that many are accepted (sampling.over_select); `hard_s`
-  // > 0 closes it that many seconds after it opened, whatever has arrived
-  // (sampling.deadline_s). The phase is closed before the lock is released, so nothing is
+  // > 0 closes it that many seconds after it opened, once it has one accepted reply (or
+  // deploy.min_replies when set; sampling.deadline_s), so that a round never closes empty
+  // because no client had connected yet. The phase is closed before the lock is released, so nothing is
   // accepted after the close. Returns how many asked clients had not answered.
   size_t wait_replies(size_t need, const char* what, size_t target = 0, double hard_s = 0) {
     const auto start = Clock::now();
@@ -377,10 +384,13 @@ struct FederationServer::Impl final : public wire::Federation::Service {
     const auto hard = hard_s > 0 ? start + dur(hard_s) : Clock::time_point::max();
     auto next_warn = deadline;
     std::unique_lock<std::mutex> l(mu);
+    // The hard deadline needs one accepted reply, or deploy.min_replies when set.
+    const size_t hard_need =
+        dep.min_replies > 0 ? std::min(tasks.size(), static_cast<size_t>(dep.min_replies)) : 1;
     while (answered.size() < tasks.size()) {
       if (target > 0 && accepted >= target) break;
       const auto now = Clock::now();
-      if (now >= hard) break;
+      if (now >= hard && accepted >= hard_need) break;
       if (now >= deadline && accepted >= need) break;
       if (now >= next_warn) {
         spdlog::warn("round {}: {} of {} {} replies accepted after {:.0f} s; waiting for "
@@ -407,12 +417,15 @@ struct FederationServer::Impl final : public wire::Federation::Service {
     auto fit = loop->begin_round(r);
     const size_t n = fit.size();
     const size_t need = dep.min_replies == 0 ? n : std::min(n, static_cast<size_t>(dep.min_replies));
+    const bool over = opt.over_select > 1.0;
+    {
+      std::lock_guard<std::mutex> l(mu);
+      fit_target = over ? static_cast<size_t>(loop->target_replies()) : 0;
+    }
     publish(Phase::kFit, r, std::move(fit));
     // Over-selection keeps the first target_replies() accepted replies; the deadline drops
     // the rest, as the simulation's clock does (runtime/fleet.hpp), here in real seconds.
-    const bool over = opt.over_select > 1.0;
-    const size_t late = wait_replies(need, "fit", over ? loop->target_replies() : 0,
-                                     opt.deadline_s);
+    const size_t late = wait_replies(need, "fit", fit_target, opt.deadline_s);
     int64_t refused;
     {
       std::lock_guard<std::mutex> l(mu);

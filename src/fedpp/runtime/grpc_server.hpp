@@ -11,8 +11,9 @@
 // it and `--resume` later, or lower deploy.min_replies. With sampling.over_select > 1 the
 // server asks that many times the target count and closes the round at the target-th accepted
 // reply; with sampling.deadline_s > 0 it closes the round that many seconds after it opened,
-// whatever has arrived (the rules of the simulated fleet, runtime/fleet.hpp, in real time; the
-// row's `dropped` counts the asked clients cut off). Replies arriving after their round closed
+// with whatever has arrived by then, once at least one reply (deploy.min_replies when set) is
+// in (the rules of the simulated fleet, runtime/fleet.hpp, in real time; the row's `dropped`
+// counts the asked clients cut off). Replies arriving after their round closed
 // are ignored. After every round the server checkpoints (checkpoint.hpp).
 //
 // Security: TLS with deploy.tls_cert / deploy.tls_key (mutual TLS when deploy.tls_client_ca is

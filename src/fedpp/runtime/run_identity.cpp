@@ -11,7 +11,8 @@ namespace fedpp {
 namespace {
 
 bool machine_specific(const std::string& key) {
-  for (const char* p : {"output.", "runtime.", "deploy."})
+  // fleet.*: simulated devices, which a deployment ignores (its devices are real).
+  for (const char* p : {"output.", "runtime.", "deploy.", "fleet."})
     if (key.rfind(p, 0) == 0) return true;
   // Paths: each machine keeps its data, caches and start files where it likes.
   for (const char* k : {"data.root", "fedgkt.cache_dir", "model.init"})

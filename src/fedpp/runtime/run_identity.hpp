@@ -1,7 +1,7 @@
 // What makes two processes part of the same run: the run-defining keys of the resolved config
 // (every key read, defaults filled in, and every key present), leaving out output.*, runtime.*,
-// deploy.* and paths (data.root, fedgkt.cache_dir, model.init), which may differ between the
-// machines of one run. `fedpp join` compares the
+// deploy.*, fleet.* (simulated devices, which a deployment ignores) and paths (data.root,
+// fedgkt.cache_dir, model.init), which may differ between the machines of one run. `fedpp join` compares the
 // client's with the server's, and `fedpp serve --resume` the config's with the checkpoint's;
 // both refuse a mismatch naming the keys. No torch here.
 #pragma once

@@ -61,7 +61,7 @@ RunOptions RunOptions::from_config(const Config& cfg) {
   o.rounds = cfg.get_int("rounds", o.rounds, 1, 1000000);
   o.fraction = cfg.get_double("sampling.fraction", o.fraction, 1e-9, 1.0);
   o.over_select = cfg.get_double("sampling.over_select", o.over_select, 1.0, 100.0);
-  o.deadline_s = cfg.get_double("sampling.deadline_s", o.deadline_s, 0.0, 1e12);
+  o.deadline_s = cfg.get_double("sampling.deadline_s", o.deadline_s, 0.0, 1e7);
   o.eval_every = cfg.get_int("eval.every", o.eval_every, 0, 1000000);
   auto pers = cfg.get_choice("eval.personalized", "auto", {"auto", "true", "false"});
   o.personalized = pers == "auto" ? info.personalized : pers == "true";

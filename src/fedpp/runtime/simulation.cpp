@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <filesystem>
 #include <exception>
 #include <mutex>
 #include <thread>
@@ -155,12 +156,22 @@ Row Simulation::run_round(int64_t round) {
 
 void Simulation::save_client_models() {
   const std::string dir = opt_.output_dir + "/client_models";
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);  // no file of an earlier run in this folder survives
   nlohmann::json index = nlohmann::json::array();
+  std::vector<int64_t> none;
   for (int64_t c = 0; c < static_cast<int64_t>(data_->clients.size()); ++c) {
     const std::string model = runners_[0]->save_personal_model(c, states_->load(c), dir);
-    if (!model.empty()) index.push_back({{"client", c}, {"model", model},
-                                         {"file", "client_" + std::to_string(c) + ".pt"}});
+    if (model.empty())
+      none.push_back(c);
+    else
+      index.push_back({{"client", c}, {"model", model},
+                       {"file", "client_" + std::to_string(c) + ".pt"}});
   }
+  if (!index.empty() && !none.empty())
+    spdlog::warn("output.save_client_models: {} client(s) never trained and have no model of "
+                 "their own (first: client {})",
+                 none.size(), none.front());
   if (index.empty()) {
     spdlog::warn("output.save_client_models: algorithm '{}' keeps no personalised models{}",
                  opt_.algorithm, server().global_model() ? " (its model is global_model.pt)" : "");
