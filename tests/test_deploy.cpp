@@ -370,6 +370,47 @@ TEST(Deploy, ADeadlineDropsTheClientsTheSimulatedFleetDrops) {
   EXPECT_EQ(strip_timing(rows), strip_timing(sim.rows)) << procs.logs();
 }
 
+// Over-selection acts alike in both runtimes: the round wants 2 replies, asks all 4 clients and
+// keeps the first 2 accepted; two slow clients are left out in every round, as the simulated
+// fleet leaves them out, with the same numbers.
+TEST(Deploy, OverSelectionKeepsTheFirstRepliesAsTheSimulatedFleetDoes) {
+  auto dir = test_dir();
+  std::ofstream(dir / "fleet.toml")
+      << "[[class]]\nname = \"fast\"\ncompute_macs_per_s = 1e12\ndown_bytes_per_s = 1e9\n"
+         "up_bytes_per_s = 1e9\nlatency_s = 0.01\navailability = 1\n"
+         "[[class]]\nname = \"slow\"\ncompute_macs_per_s = 1e3\ndown_bytes_per_s = 1e9\n"
+         "up_bytes_per_s = 1e9\nlatency_s = 0.01\navailability = 1\n";
+  std::ofstream(dir / "assign.csv") << "0,fast\n1,slow\n2,fast\n3,slow\n";
+  auto config = write_config(
+      dir, config_text(dir, 4, 3) + "[sampling]\nfraction = 0.5\nover_select = 2\n[fleet]\n"
+               "profile = \"" + (dir / "fleet.toml").string() + "\"\nassignment = \"" +
+               (dir / "assign.csv").string() + "\"\n");
+  const int port = free_port();
+  Procs procs;
+  pid_t server = procs.start({"serve", config.string(), "--listen",
+                              "127.0.0.1:" + std::to_string(port)},
+                             dir / "server.log");
+  std::vector<pid_t> clients;
+  for (int64_t c = 0; c < 4; ++c) {
+    auto args = join_args(config, port, c, dir);
+    if (c % 2 == 1) args.insert(args.end(), {"--delay-s", "40"});  // slow devices
+    clients.push_back(procs.start(args, dir / ("client" + std::to_string(c) + ".log")));
+  }
+  ASSERT_TRUE(exited_ok(procs.wait(server, 300))) << procs.logs();
+  for (int c : {0, 2}) ASSERT_TRUE(exited_ok(procs.wait(clients[c], 60))) << procs.logs();
+  auto rows = read_rows((dir / "out").string());
+  ASSERT_EQ(rows.size(), 3u);
+  auto sim = simulate(config, dir / "sim");
+  for (size_t r = 0; r < 3; ++r) {
+    EXPECT_EQ(rows[r].at("clients"), 4);
+    EXPECT_EQ(rows[r].at("replies"), 2) << procs.logs();
+    EXPECT_EQ(rows[r].at("dropped"), 2);
+    EXPECT_EQ(sim.rows[r].at("dropped"), 2);
+    sim.rows[r].erase("available");  // the fleet's own column
+  }
+  EXPECT_EQ(strip_timing(rows), strip_timing(sim.rows)) << procs.logs();
+}
+
 // One run, one config: a client whose run-defining keys differ from the server's, or that sets
 // a key nobody reads, is refused at join naming the key; --resume with a changed config is
 // refused naming the key.
