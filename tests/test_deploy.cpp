@@ -191,6 +191,20 @@ void expect_same_as_simulation(const fs::path& dir, const fs::path& config, cons
     EXPECT_TRUE(torch::equal(ck->state.tensors.at(name), t)) << name;
 }
 
+// A [fleet] section for the simulation of a deployment test: class "fast" (training takes no
+// time) and "slow" (1e3 MAC/s: far past any deadline), assigned by the CSV lines `assignment`;
+// the profile and assignment files go into dir.
+std::string fast_slow_fleet(const fs::path& dir, const std::string& assignment) {
+  std::ofstream(dir / "fleet.toml")
+      << "[[class]]\nname = \"fast\"\ncompute_macs_per_s = 1e12\ndown_bytes_per_s = 1e9\n"
+         "up_bytes_per_s = 1e9\nlatency_s = 0.01\navailability = 1\n"
+         "[[class]]\nname = \"slow\"\ncompute_macs_per_s = 1e3\ndown_bytes_per_s = 1e9\n"
+         "up_bytes_per_s = 1e9\nlatency_s = 0.01\navailability = 1\n";
+  std::ofstream(dir / "assign.csv") << assignment;
+  return "[fleet]\nprofile = \"" + (dir / "fleet.toml").string() + "\"\nassignment = \"" +
+         (dir / "assign.csv").string() + "\"\n";
+}
+
 std::vector<std::string> join_args(const fs::path& config, int port, int64_t client,
                                    const fs::path& dir) {
   return {"join", config.string(), "--server", "127.0.0.1:" + std::to_string(port),
@@ -331,16 +345,8 @@ TEST(Deploy, FourClientsMatchTheSimulation) {
 // deployment's results equal those of a simulation whose fleet makes the same two clients slow.
 TEST(Deploy, ADeadlineDropsTheClientsTheSimulatedFleetDrops) {
   auto dir = test_dir();
-  std::ofstream(dir / "fleet.toml")
-      << "[[class]]\nname = \"fast\"\ncompute_macs_per_s = 1e12\ndown_bytes_per_s = 1e9\n"
-         "up_bytes_per_s = 1e9\nlatency_s = 0.01\navailability = 1\n"
-         "[[class]]\nname = \"slow\"\ncompute_macs_per_s = 1e3\ndown_bytes_per_s = 1e9\n"
-         "up_bytes_per_s = 1e9\nlatency_s = 0.01\navailability = 1\n";
-  std::ofstream(dir / "assign.csv") << "0,fast\n1,fast\n2,slow\n3,slow\n";
-  auto config = write_config(
-      dir, config_text(dir, 4, 3) + "[sampling]\ndeadline_s = 8\n[fleet]\nprofile = \"" +
-               (dir / "fleet.toml").string() + "\"\nassignment = \"" +
-               (dir / "assign.csv").string() + "\"\n");
+  auto config = write_config(dir, config_text(dir, 4, 3) + "[sampling]\ndeadline_s = 8\n" +
+                                      fast_slow_fleet(dir, "0,fast\n1,fast\n2,slow\n3,slow\n"));
   const int port = free_port();
   Procs procs;
   pid_t server = procs.start({"serve", config.string(), "--listen",
@@ -375,16 +381,9 @@ TEST(Deploy, ADeadlineDropsTheClientsTheSimulatedFleetDrops) {
 // fleet leaves them out, with the same numbers.
 TEST(Deploy, OverSelectionKeepsTheFirstRepliesAsTheSimulatedFleetDoes) {
   auto dir = test_dir();
-  std::ofstream(dir / "fleet.toml")
-      << "[[class]]\nname = \"fast\"\ncompute_macs_per_s = 1e12\ndown_bytes_per_s = 1e9\n"
-         "up_bytes_per_s = 1e9\nlatency_s = 0.01\navailability = 1\n"
-         "[[class]]\nname = \"slow\"\ncompute_macs_per_s = 1e3\ndown_bytes_per_s = 1e9\n"
-         "up_bytes_per_s = 1e9\nlatency_s = 0.01\navailability = 1\n";
-  std::ofstream(dir / "assign.csv") << "0,fast\n1,slow\n2,fast\n3,slow\n";
-  auto config = write_config(
-      dir, config_text(dir, 4, 3) + "[sampling]\nfraction = 0.5\nover_select = 2\n[fleet]\n"
-               "profile = \"" + (dir / "fleet.toml").string() + "\"\nassignment = \"" +
-               (dir / "assign.csv").string() + "\"\n");
+  auto config =
+      write_config(dir, config_text(dir, 4, 3) + "[sampling]\nfraction = 0.5\nover_select = 2\n" +
+                            fast_slow_fleet(dir, "0,fast\n1,slow\n2,fast\n3,slow\n"));
   const int port = free_port();
   Procs procs;
   pid_t server = procs.start({"serve", config.string(), "--listen",
