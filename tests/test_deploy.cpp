@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -340,13 +341,12 @@ TEST(Deploy, FourClientsMatchTheSimulation) {
   expect_same_as_simulation(dir, config, procs);
 }
 
-// The deadline acts alike in both runtimes: two clients slower than sampling.deadline_s (real
-// seconds here, simulated seconds in the simulation) are dropped in every round, and the
-// deployment's results equal those of a simulation whose fleet makes the same two clients slow.
-TEST(Deploy, ADeadlineDropsTheClientsTheSimulatedFleetDrops) {
-  auto dir = test_dir();
-  auto config = write_config(dir, config_text(dir, 4, 3) + "[sampling]\ndeadline_s = 8\n" +
-                                      fast_slow_fleet(dir, "0,fast\n1,fast\n2,slow\n3,slow\n"));
+// Runs `fedpp serve` and 4 clients of `config`; the clients in `slow` sleep 40 s after each fit
+// (still asleep when the 3-round run ends: they are killed with the test). Every round must keep
+// 2 replies and drop 2, and the rows must equal those of the simulation, whose fleet
+// (fast_slow_fleet) makes the same clients slow.
+static void expect_slow_clients_dropped_as_simulated(const fs::path& dir, const fs::path& config,
+                                                     const std::set<int64_t>& slow) {
   const int port = free_port();
   Procs procs;
   pid_t server = procs.start({"serve", config.string(), "--listen",
@@ -355,51 +355,16 @@ TEST(Deploy, ADeadlineDropsTheClientsTheSimulatedFleetDrops) {
   std::vector<pid_t> clients;
   for (int64_t c = 0; c < 4; ++c) {
     auto args = join_args(config, port, c, dir);
-    if (c >= 2) args.insert(args.end(), {"--delay-s", "40"});  // slow devices
+    if (slow.count(c)) args.insert(args.end(), {"--delay-s", "40"});
     clients.push_back(procs.start(args, dir / ("client" + std::to_string(c) + ".log")));
   }
   ASSERT_TRUE(exited_ok(procs.wait(server, 300))) << procs.logs();
-  // The slow devices are still asleep over their first task when the run ends (3 rounds of 8 s
-  // < 40 s): they are killed with the test. The fast ones finish normally.
-  for (int c = 0; c < 2; ++c) ASSERT_TRUE(exited_ok(procs.wait(clients[c], 60))) << procs.logs();
-  auto rows = read_rows((dir / "out").string());
-  ASSERT_EQ(rows.size(), 3u);
-  for (const auto& r : rows) {
-    EXPECT_EQ(r.at("replies"), 2) << procs.logs();
-    EXPECT_EQ(r.at("dropped"), 2);
-  }
-  auto sim = simulate(config, dir / "sim");
-  for (auto& r : sim.rows) {
-    EXPECT_EQ(r.at("dropped"), 2);
-    r.erase("available");  // the fleet's own column
-  }
-  EXPECT_EQ(strip_timing(rows), strip_timing(sim.rows)) << procs.logs();
-}
-
-// Over-selection acts alike in both runtimes: the round wants 2 replies, asks all 4 clients and
-// keeps the first 2 accepted; two slow clients are left out in every round, as the simulated
-// fleet leaves them out, with the same numbers.
-TEST(Deploy, OverSelectionKeepsTheFirstRepliesAsTheSimulatedFleetDoes) {
-  auto dir = test_dir();
-  auto config =
-      write_config(dir, config_text(dir, 4, 3) + "[sampling]\nfraction = 0.5\nover_select = 2\n" +
-                            fast_slow_fleet(dir, "0,fast\n1,slow\n2,fast\n3,slow\n"));
-  const int port = free_port();
-  Procs procs;
-  pid_t server = procs.start({"serve", config.string(), "--listen",
-                              "127.0.0.1:" + std::to_string(port)},
-                             dir / "server.log");
-  std::vector<pid_t> clients;
-  for (int64_t c = 0; c < 4; ++c) {
-    auto args = join_args(config, port, c, dir);
-    if (c % 2 == 1) args.insert(args.end(), {"--delay-s", "40"});  // slow devices
-    clients.push_back(procs.start(args, dir / ("client" + std::to_string(c) + ".log")));
-  }
-  ASSERT_TRUE(exited_ok(procs.wait(server, 300))) << procs.logs();
-  for (int c : {0, 2}) ASSERT_TRUE(exited_ok(procs.wait(clients[c], 60))) << procs.logs();
+  for (int64_t c = 0; c < 4; ++c)
+    if (!slow.count(c)) ASSERT_TRUE(exited_ok(procs.wait(clients[c], 60))) << procs.logs();
   auto rows = read_rows((dir / "out").string());
   ASSERT_EQ(rows.size(), 3u);
   auto sim = simulate(config, dir / "sim");
+  ASSERT_EQ(sim.rows.size(), 3u);
   for (size_t r = 0; r < 3; ++r) {
     EXPECT_EQ(rows[r].at("clients"), 4);
     EXPECT_EQ(rows[r].at("replies"), 2) << procs.logs();
@@ -408,6 +373,26 @@ TEST(Deploy, OverSelectionKeepsTheFirstRepliesAsTheSimulatedFleetDoes) {
     sim.rows[r].erase("available");  // the fleet's own column
   }
   EXPECT_EQ(strip_timing(rows), strip_timing(sim.rows)) << procs.logs();
+}
+
+// The deadline acts alike in both runtimes: two clients slower than sampling.deadline_s (real
+// seconds here, simulated seconds in the simulation) are dropped in every round (3 rounds of
+// 8 s < their 40 s).
+TEST(Deploy, ADeadlineDropsTheClientsTheSimulatedFleetDrops) {
+  auto dir = test_dir();
+  auto config = write_config(dir, config_text(dir, 4, 3) + "[sampling]\ndeadline_s = 8\n" +
+                                      fast_slow_fleet(dir, "0,fast\n1,fast\n2,slow\n3,slow\n"));
+  expect_slow_clients_dropped_as_simulated(dir, config, {2, 3});
+}
+
+// Over-selection acts alike in both runtimes: the round wants 2 replies, asks all 4 clients and
+// keeps the first 2 accepted, so the two slow clients are left out in every round.
+TEST(Deploy, OverSelectionKeepsTheFirstRepliesAsTheSimulatedFleetDoes) {
+  auto dir = test_dir();
+  auto config =
+      write_config(dir, config_text(dir, 4, 3) + "[sampling]\nfraction = 0.5\nover_select = 2\n" +
+                            fast_slow_fleet(dir, "0,fast\n1,slow\n2,fast\n3,slow\n"));
+  expect_slow_clients_dropped_as_simulated(dir, config, {1, 3});
 }
 
 // One run, one config: a client whose run-defining keys differ from the server's, or that sets
