@@ -1,10 +1,12 @@
 // Local training throughput of each zoo model: SGD steps (lr 0.01, cross-entropy) on batches of
-// 64 random inputs, 2 intra-op threads; items_per_second = training samples per wall-clock
-// second. Inputs: 1x28x28 for fedavg_cnn and mlp, the 16x32x32 feature map for the FedGKT server
-// models, 3x32x32 otherwise; 10 classes.
+// 64 random inputs, 2 intra-op threads, threads and malloc set as the runtimes set them
+// (runtime/threads.hpp; FEDPP_MALLOC_TUNING=0 for glibc's defaults); items_per_second =
+// training samples per wall-clock second. Inputs: 1x28x28 for fedavg_cnn and mlp, the 16x32x32
+// feature map for the FedGKT server models, 3x32x32 otherwise; 10 classes.
 #include <benchmark/benchmark.h>
 
 #include <fedpp/models/model.hpp>
+#include <fedpp/runtime/threads.hpp>
 
 namespace {
 
@@ -15,7 +17,7 @@ std::vector<int64_t> natural_shape(const std::string& name) {
 }
 
 void train_steps(benchmark::State& state, const std::string& name) {
-  torch::set_num_threads(2);
+  fedpp::set_worker_threads(2);  // as a simulation worker does: malloc tuned, OpenBLAS at 1
   torch::manual_seed(0);
   constexpr int64_t batch = 64;
   const auto shape = natural_shape(name);

@@ -39,7 +39,7 @@ ClassMeans class_means(const torch::Tensor& values, const torch::Tensor& labels,
 // Per-class means of fn(x) [B, D] over a whole data set, in batches, without gradients.
 ClassMeans class_means_over(const Dataset& data,
                             const std::function<torch::Tensor(const torch::Tensor&)>& fn,
-                            int64_t classes, int64_t batch_size = 1000);
+                            int64_t classes, int64_t batch_size = kInferenceBatch);
 
 // Server side: for every class, the average of the clients' class means weighted by their
 // per-class counts (sum_k n_kc m_kc / sum_k n_kc); counts are summed. Reads "<name>" and

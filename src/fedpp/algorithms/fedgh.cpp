@@ -13,9 +13,9 @@ std::pair<torch::Tensor, torch::Tensor> class_prototypes(Model& m, const Dataset
   const int64_t c = data.num_classes, n = data.size();
   torch::Tensor sum = torch::zeros({c, m.feature_dim()});
   torch::Tensor count = torch::zeros({c});
-  for (int64_t start = 0; start < n; start += 1000) {
-    auto x = data.x.slice(0, start, std::min(n, start + 1000));
-    auto y = data.y.slice(0, start, std::min(n, start + 1000));
+  for (int64_t start = 0; start < n; start += kInferenceBatch) {
+    auto x = data.x.slice(0, start, std::min(n, start + kInferenceBatch));
+    auto y = data.y.slice(0, start, std::min(n, start + kInferenceBatch));
     sum.index_add_(0, y, m.features(x.to(device)).cpu().to(torch::kFloat));
     count.index_add_(0, y, torch::ones({y.size(0)}));
   }
