@@ -9,6 +9,18 @@
 
 namespace fedpp {
 
+torch::Tensor channels_last(const torch::Tensor& x) {
+  return x.dim() == 4 ? x.contiguous(at::MemoryFormat::ChannelsLast) : x;
+}
+
+void make_channels_last(torch::nn::Module& m) {
+  torch::NoGradGuard no_grad;
+  for (auto& p : m.parameters(true))
+    if (p.dim() == 4) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
+  for (auto& b : m.buffers(true))
+    if (b.dim() == 4) b.set_data(b.contiguous(at::MemoryFormat::ChannelsLast));
+}
+
 std::shared_ptr<Model> Model::with_widths(const std::vector<int64_t>&) const {
   throw Error("model " + name_ + " does not support Federated Dropout");
 }

@@ -57,6 +57,15 @@ class Model : public torch::nn::Module {
 
 using ModelPtr = std::shared_ptr<Model>;
 
+// Memory layout. Zoo models with convolutions keep their 4-D weights and activations
+// channels-last (NHWC in memory; shapes, names and values unchanged): oneDNN's convolution,
+// pooling and batch-norm kernels run them 15-35% faster here (bench/README.md). A model calls
+// channels_last() on the 4-D input of each entry point and make_channels_last(*this) at the end
+// of its constructor. Whatever leaves a model (codecs, checkpoints, model files) is read through
+// contiguous(), so the layout never reaches bytes or files.
+torch::Tensor channels_last(const torch::Tensor& x);  // 4-D: channels-last (no copy if it is)
+void make_channels_last(torch::nn::Module& m);         // every 4-D parameter and buffer, in place
+
 // Builds a registered model; unknown names throw fedpp::Error listing the known ones.
 ModelPtr make_model(const std::string& name, const ModelSpec& spec);
 // Names of all registered models, in display order.

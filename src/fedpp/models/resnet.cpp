@@ -71,13 +71,16 @@ BottleneckResNet::BottleneckResNet(std::string name, ModelSpec spec, bool stem,
   feature_macs_ = macs_;
   fc_ = register_module("fc", torch::nn::Linear(c, spec_.num_classes));
   macs_ += c * spec_.num_classes;
+  make_channels_last(*this);
 }
 
 torch::Tensor BottleneckResNet::stem(torch::Tensor x) {
+  x = channels_last(x);
   return has_stem_ ? torch::relu(bn1_(conv1_(x))) : x;
 }
 
 torch::Tensor BottleneckResNet::body(torch::Tensor h) {
+  h = channels_last(h);
   for (auto& stage : stages_) h = stage->forward(h);
   return h.mean({2, 3});
 }

@@ -55,9 +55,11 @@ ConvNet::ConvNet(std::string name, ModelSpec spec, ConvNetConfig config)
                                    torch::nn::Linear(in, widths[i])));
     in = widths[i];
   }
+  make_channels_last(*this);
 }
 
 torch::Tensor ConvNet::features(torch::Tensor x) {
+  x = channels_last(x);
   for (auto& conv : convs_) x = torch::max_pool2d(torch::relu(conv(x)), 2);
   x = x.flatten(1);
   for (size_t i = 0; i + 1 < fcs_.size(); ++i) x = torch::relu(fcs_[i](x));
