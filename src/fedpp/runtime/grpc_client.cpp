@@ -352,7 +352,12 @@ FederationClient::FederationClient(Config cfg, JoinOptions jo,
   s.opt = RunOptions::from_config(cfg);
   s.dep = DeployOptions::from_config(cfg);
   s.threads = cfg.get_int("runtime.threads", 1, 1, 256);
-  s.data = data ? std::move(data) : load_federated_data(cfg);
+  if (data) {
+    s.data = std::move(data);
+    cfg.mark_used("data");  // partitioned from this config by the caller, which read data.*
+  } else {
+    s.data = load_federated_data(cfg);
+  }
   const int64_t n = static_cast<int64_t>(s.data->clients.size());
   FEDPP_CHECK(jo.client_id >= 0 && jo.client_id < n,
               "--client-id " + std::to_string(jo.client_id) + " is out of range: the config's " +

@@ -1,0 +1,217 @@
+#!/usr/bin/env python3
+"""Run fedpp's benchmarks and write their table into bench/README.md (issue 12, item 7).
+
+Run it alone on a quiet machine (no build, test or experiment beside it): every figure is the
+median of --reps runs, and the allocator comparison runs the two settings in turn (A B A B ...)
+and takes the ratio pair by pair, so that a drift of the machine's speed does not bias it.
+
+    scripts/bench.py                   # all benchmarks, 5 runs each (about 15 minutes on 2 cores)
+    scripts/bench.py --reps 3 --only models,codec
+    scripts/bench.py --render-only     # rewrite bench/README.md from bench/results.json
+
+What it runs (each from build/, as README.md's build makes them):
+  models    bench_models: local-training samples/s per zoo model, batch 64, 2 threads; each
+            repetition runs it with fedpp's malloc settings and with glibc's defaults
+            (FEDPP_MALLOC_TUNING=0, runtime/threads.hpp), in turn.
+  overhead  bench_overhead: FedAvg rounds in the simulation against a bare LibTorch loop.
+  codec     bench_codec: encode and decode of the whole FedAvg CNN, headline pipelines.
+  deploy    bench_deploy: gRPC round overhead (50 clients) and a 100 MB model over loopback.
+  memory    bench_client_memory: private state of 100 FedMoE clients (bytes: one run).
+The raw figures go to bench/results.json; bench/README.md's table between the markers
+<!-- bench:begin --> and <!-- bench:end --> is generated from it. Only the standard library.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+RESULTS = os.path.join(ROOT, "bench", "results.json")
+README = os.path.join(ROOT, "bench", "README.md")
+CODEC_ROWS = ["float32", "identity+q8", "hadamard+q4", "hadamard+s0.5+q4", "kashin+q4",
+              "kashin+s0.5+q4"]
+ALL = ["models", "overhead", "codec", "deploy", "memory"]
+
+
+def run(cmd, env=None, timeout=1800):
+    e = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    e.update(env or {})
+    p = subprocess.run(cmd, cwd=ROOT, env=e, capture_output=True, text=True, timeout=timeout)
+    if p.returncode != 0:
+        sys.exit(f"bench.py: error: {' '.join(cmd)} exited {p.returncode}:\n{p.stderr[-2000:]}")
+    return p.stdout
+
+
+def gbench(binary, args, env=None):
+    out = run([binary, "--benchmark_format=json"] + args, env)
+    return {b["name"].replace("/real_time", ""): b for b in json.loads(out)["benchmarks"]}
+
+
+def bench_models(build, reps):
+    tuned, plain, ratio = {}, {}, {}
+    for _ in range(reps):
+        a = gbench(f"{build}/bench_models", ["--benchmark_min_time=1"])
+        b = gbench(f"{build}/bench_models", ["--benchmark_min_time=1"], {"FEDPP_MALLOC_TUNING": "0"})
+        for name in a:
+            tuned.setdefault(name, []).append(a[name]["items_per_second"])
+            plain.setdefault(name, []).append(b[name]["items_per_second"])
+            ratio.setdefault(name, []).append(a[name]["items_per_second"] / b[name]["items_per_second"])
+        meta = {n: {"params": a[n]["params"], "mmacs": a[n]["MMACs/sample"]} for n in a}
+    return {n.split("/")[-1]: {"samples_per_s": tuned[n], "glibc_default_samples_per_s": plain[n],
+                               "ratio": ratio[n], **meta[n]} for n in tuned}
+
+
+def bench_overhead(build, reps):
+    rows = []
+    for _ in range(reps):
+        out = run([f"{build}/bench_overhead"])
+        bare = float(re.search(r"bare LibTorch loop :\s+([\d.]+) s", out).group(1))
+        fed = float(re.search(r"fedpp FedAvg rounds:\s+([\d.]+) s", out).group(1))
+        rows.append({"bare_s": bare, "fedpp_s": fed, "overhead": fed / bare - 1})
+    return rows
+
+
+def bench_codec(build, reps):
+    flt = "^(encode|decode)/(" + "|".join(re.escape(r) for r in CODEC_ROWS) + ")$"
+    res = gbench(f"{build}/bench_codec", [f"--benchmark_filter={flt}",
+                                          f"--benchmark_repetitions={reps}",
+                                          "--benchmark_min_time=0.5"])
+    out = {}
+    for name, b in res.items():
+        if b.get("run_type") != "iteration":
+            continue
+        out.setdefault(name, {"ms": [], "bytes": b["bytes_per_model"],
+                              "ratio_vs_f32": b["ratio_vs_f32"]})["ms"].append(
+            b["real_time"] if b["time_unit"] == "ms" else b["real_time"] / 1e6)
+    return out
+
+
+def bench_deploy(build, reps):
+    rows = []
+    for _ in range(reps):
+        out = run([f"{build}/bench_deploy"])
+        m = re.search(r"simulation ([\d.]+) s/round, gRPC deployment ([\d.]+) s/round", out)
+        t = re.search(r"download \(FetchTask\) ([\d.]+) MB/s.*upload .*? ([\d.]+) MB/s", out)
+        tcp = re.search(r"plain TCP copy ([\d.]+) MB/s", out)
+        rows.append({"sim_round_s": float(m.group(1)), "grpc_round_s": float(m.group(2)),
+                     "down_mb_s": float(t.group(1)), "up_mb_s": float(t.group(2)),
+                     "tcp_mb_s": float(tcp.group(1))})
+    return rows
+
+
+def bench_memory(build, reps):
+    out = run([f"{build}/bench_client_memory"])
+    totals = re.findall(r"input \[([\d, ]+)\].*?total ([\d.]+) MB", out, re.S)
+    return {f"[{shape}]": float(mb) for shape, mb in totals}
+
+
+def med(xs):
+    return statistics.median(xs)
+
+
+def spread(xs, fmt):
+    return f"{fmt.format(med(xs))} ({fmt.format(min(xs))}–{fmt.format(max(xs))})"
+
+
+def render(r):
+    m = r["machine"]
+    L = [f"Measured {r['date']} at commit {r['commit']} on {m['cpu']}, {m['cores']} cores, "
+         f"{m['mem_gib']} GiB; `scripts/bench.py --reps {r['reps']}`. Each cell: median "
+         f"(min–max) of {r['reps']} runs.", ""]
+    if "models" in r:
+        L += ["### Local training (`bench_models`: batch 64, 2 threads, SGD)", "",
+              "| model | params | MMACs/sample | samples/s | with glibc's malloc defaults | "
+              "speed-up (pairwise median) |", "|---|---|---|---|---|---|"]
+        for n, v in r["models"].items():
+            L.append(f"| {n} | {v['params']:,.0f} | {v['mmacs']:.2f} | "
+                     f"{spread(v['samples_per_s'], '{:,.0f}')} | "
+                     f"{spread(v['glibc_default_samples_per_s'], '{:,.0f}')} | "
+                     f"{med(v['ratio']):.2f}x |")
+        L.append("")
+    if "overhead" in r:
+        o = r["overhead"]
+        L += ["### Framework overhead (`bench_overhead`: FedAvg CNN, 10 clients x 300 samples, "
+              "batch 32, 3 rounds, 1 worker x 2 threads)", "",
+              "| bare LibTorch loop | fedpp FedAvg rounds | overhead |", "|---|---|---|",
+              f"| {spread([x['bare_s'] for x in o], '{:.2f}')} s | "
+              f"{spread([x['fedpp_s'] for x in o], '{:.2f}')} s | "
+              f"{spread([100 * x['overhead'] for x in o], '{:+.1f}')} % |", ""]
+    if "codec" in r:
+        L += ["### Codecs (`bench_codec`: the whole FedAvg CNN, 1,663,370 floats, one thread)", "",
+              "| pipeline | bytes | vs float32 | encode ms | decode ms |", "|---|---|---|---|---|"]
+        for p in CODEC_ROWS:
+            e, d = r["codec"].get(f"encode/{p}"), r["codec"].get(f"decode/{p}")
+            if e and d:
+                L.append(f"| {p} | {e['bytes']:,.0f} | {e['ratio_vs_f32']:.1f}x | "
+                         f"{spread(e['ms'], '{:.1f}')} | {spread(d['ms'], '{:.1f}')} |")
+        L.append("")
+    if "deploy" in r:
+        d = r["deploy"]
+        L += ["### gRPC deployment on loopback (`bench_deploy`)", "",
+              "| round, 50 clients, simulation | round, gRPC | 100 MB down | 100 MB up (incl. "
+              "decode) | plain TCP copy |", "|---|---|---|---|---|",
+              f"| {spread([x['sim_round_s'] * 1e3 for x in d], '{:.0f}')} ms | "
+              f"{spread([x['grpc_round_s'] * 1e3 for x in d], '{:.0f}')} ms | "
+              f"{spread([x['down_mb_s'] for x in d], '{:.0f}')} MB/s | "
+              f"{spread([x['up_mb_s'] for x in d], '{:.0f}')} MB/s | "
+              f"{spread([x['tcp_mb_s'] for x in d], '{:.0f}')} MB/s |", ""]
+    if "memory" in r:
+        L += ["### Client state (`bench_client_memory`: 100 heterogeneous FedMoE clients)", "",
+              "| input | private state, all clients |", "|---|---|"]
+        for shape, mb in r["memory"].items():
+            L.append(f"| {shape} | {mb:.1f} MB |")
+        L.append("")
+    return "\n".join(L)
+
+
+def write_readme(r):
+    text = open(README).read()
+    new = re.sub(r"(<!-- bench:begin -->\n).*?(<!-- bench:end -->)",
+                 lambda m: m.group(1) + render(r) + "\n" + m.group(2), text, flags=re.S)
+    open(README, "w").write(new)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--only", default=",".join(ALL), help="comma list of: " + ",".join(ALL))
+    ap.add_argument("--render-only", action="store_true")
+    a = ap.parse_args()
+    if a.render_only:
+        write_readme(json.load(open(RESULTS)))
+        return
+    only = a.only.split(",")
+    bad = [x for x in only if x not in ALL]
+    if bad:
+        sys.exit(f"bench.py: error: unknown benchmark {bad}: choose from {','.join(ALL)}")
+    if a.reps < 1:
+        sys.exit("bench.py: error: --reps must be at least 1")
+    build = os.path.join(ROOT, a.build)
+    if not os.path.exists(f"{build}/bench_models"):
+        sys.exit(f"bench.py: error: {build}/bench_models not found: build first (scripts/build.sh)")
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
+                if l.startswith("model name")), platform.processor())
+    mem = int(next(l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal")))
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                            capture_output=True, text=True).stdout.strip()
+    r = {"date": datetime.date.today().isoformat(), "commit": commit, "reps": a.reps,
+         "machine": {"cpu": cpu, "cores": os.cpu_count(), "mem_gib": round(mem / 2**20)}}
+    fns = {"models": bench_models, "overhead": bench_overhead, "codec": bench_codec,
+           "deploy": bench_deploy, "memory": bench_memory}
+    for name in ALL:
+        if name in only:
+            print(f"bench.py: {name} ...", flush=True)
+            r[name] = fns[name](build, a.reps)
+    json.dump(r, open(RESULTS, "w"), indent=1)
+    write_readme(r)
+    print(render(r))
+
+
+if __name__ == "__main__":
+    main()
