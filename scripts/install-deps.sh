@@ -14,4 +14,5 @@ $SUDO apt-get install -y -q --no-install-recommends \
   zlib1g-dev libpng-dev libssl-dev openssl gnuplot-nox \
   clang libclang-rt-14-dev \
   dataset-fashion-mnist \
-  python3-torch
+  python3-torch \
+  libopenmpi-dev openmpi-bin

@@ -14,10 +14,23 @@
 #include "fedpp/models/model.hpp"
 #include "fedpp/models/state_dict.hpp"
 #include "fedpp/report/run_writer.hpp"
+#include "fedpp/runtime/mpi.hpp"
 #include "fedpp/runtime/simulation.hpp"
 #include "fedpp/runtime/threads.hpp"
 
 namespace {
+
+void print_done(const std::vector<fedpp::Row>& rows) {
+  const auto& last = rows.back();
+  double wall = 0;
+  for (const auto& r : rows) wall += r.at("wall_s");
+  std::string acc = last.count("accuracy") ? fmt::format("accuracy {:.4f}", last.at("accuracy"))
+                                           : std::string();
+  if (last.count("personal_accuracy_mean"))
+    acc += fmt::format("{}personal accuracy {:.4f}", acc.empty() ? "" : ", ",
+                       last.at("personal_accuracy_mean"));
+  spdlog::info("done: {} after {} rounds in {:.1f} s", acc, rows.size(), wall);
+}
 
 int cmd_run(const std::string& path, const std::vector<std::string>& sets,
             const std::string& out, bool check_only) {
@@ -25,6 +38,18 @@ int cmd_run(const std::string& path, const std::vector<std::string>& sets,
   for (const auto& s : sets) cfg.set(s);
   if (check_only) cfg.set("output.dir=\"\"");  // --check writes nothing
   else if (!out.empty()) cfg.set("output.dir=\"" + out + "\"");
+  if (const int world = fedpp::mpi_launch_size(); world > 1 && !check_only) {
+#ifdef FEDPP_HAVE_MPI
+    auto rows = fedpp::run_mpi(cfg);  // empty on the client ranks
+    if (!rows.empty()) print_done(rows);
+    return 0;
+#else
+    throw fedpp::Error("started by an MPI launcher with " + std::to_string(world) +
+                       " processes, but this fedpp was built without MPI: install "
+                       "libopenmpi-dev and rebuild (CMake option FEDPP_MPI finds it), or run "
+                       "fedpp without mpirun");
+#endif
+  }
   fedpp::Simulation sim(cfg);  // reads and validates every key, loads and partitions the data
   if (check_only) {
     std::printf("ok: %s (%s, %zu clients, %lld rounds)\n", path.c_str(),
@@ -35,16 +60,7 @@ int cmd_run(const std::string& path, const std::vector<std::string>& sets,
   spdlog::info("fedpp run: {} ({}), {} clients, {} rounds, results in {}",
                sim.options().algorithm, path, sim.data().clients.size(), sim.options().rounds,
                sim.options().output_dir.empty() ? "(none)" : sim.options().output_dir);
-  auto rows = sim.run();
-  const auto& last = rows.back();
-  double wall = 0;
-  for (const auto& r : rows) wall += r.at("wall_s");
-  std::string acc = last.count("accuracy") ? fmt::format("accuracy {:.4f}", last.at("accuracy"))
-                                           : std::string();
-  if (last.count("personal_accuracy_mean"))
-    acc += fmt::format("{}personal accuracy {:.4f}", acc.empty() ? "" : ", ",
-                       last.at("personal_accuracy_mean"));
-  spdlog::info("done: {} after {} rounds in {:.1f} s", acc, rows.size(), wall);
+  print_done(sim.run());
   return 0;
 }
 

@@ -3,11 +3,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
-#include <atomic>
 #include <filesystem>
-#include <exception>
-#include <mutex>
-#include <thread>
 
 #include "fedpp/core/error.hpp"
 #include "fedpp/core/files.hpp"
@@ -45,29 +41,36 @@ AlgorithmSetup setup_for(const Config& cfg, const RunOptions& opt, const Federat
 
 Simulation::Simulation(Config cfg) : cfg_(std::move(cfg)) {
   data_ = load_federated_data(cfg_);
-  build();
+  build(nullptr);
 }
 
 Simulation::Simulation(Config cfg, std::shared_ptr<const FederatedData> data)
     : cfg_(std::move(cfg)), data_(std::move(data)) {
   cfg_.mark_used("data");  // the data came from the caller
-  build();
+  build(nullptr);
+}
+
+Simulation::Simulation(Config cfg, std::shared_ptr<const FederatedData> data,
+                       ClientHostFactory make_host)
+    : cfg_(std::move(cfg)), data_(std::move(data)) {
+  cfg_.mark_used("data");
+  build(make_host);
 }
 
 Simulation::~Simulation() = default;
 
-void Simulation::build() {
+StateStore& Simulation::states() {
+  FEDPP_CHECK(pool_ != nullptr, "the clients' private state lives on the processes that run "
+                                "them (MPI ranks 1..K-1), not in this one");
+  return pool_->states();
+}
+
+void Simulation::build(const ClientHostFactory& make_host) {
   opt_ = RunOptions::from_config(cfg_);
   opt_.max_decoded_bytes = 0;  // in-process replies: no cap (deploy.max_decoded_bytes is for serve)
   FEDPP_CHECK(!opt_.save_client_models || !opt_.output_dir.empty(),
               "output.save_client_models needs output.dir (or --out): where to write the models");
-  sim_.workers = cfg_.get_int("runtime.workers", sim_.workers, 1, 256);
-  sim_.threads = cfg_.get_int("runtime.threads", sim_.threads, 1, 256);
-  auto state = cfg_.get_choice("runtime.state", "memory", {"memory", "disk"});
-  auto state_dir = cfg_.get_string("runtime.state_dir", "");
   const auto& info = find_algorithm(opt_.algorithm);
-
-  set_worker_threads(static_cast<int>(sim_.threads));
   AlgorithmSetup setup = setup_for(cfg_, opt_, *data_);
   loop_ = std::make_unique<ServerLoop>(cfg_, opt_, info, setup, data_->global_test);
   auto fleet = Fleet::from_config(cfg_, setup.num_clients, opt_.seed);
@@ -75,60 +78,21 @@ void Simulation::build() {
               "sampling.over_select and sampling.deadline_s act on a simulated clock in "
               "simulation: set fleet.profile (runtime/fleet.hpp, docs/fleet.md)");
   loop_->set_fleet(std::move(fleet));
-  for (int64_t w = 0; w < sim_.workers; ++w)
-    runners_.push_back(std::make_unique<ClientRunner>(opt_, info.make_client(setup)));
-  if (state == "disk") {
-    FEDPP_CHECK(!state_dir.empty() || !opt_.output_dir.empty(),
-                "runtime.state = \"disk\" needs runtime.state_dir or output.dir");
-    states_ = make_disk_store(state_dir.empty() ? opt_.output_dir + "/client_state" : state_dir);
+  if (make_host) {
+    clients_ = make_host(cfg_, opt_, setup, data_);
   } else {
-    states_ = make_memory_store(setup.num_clients);
+    auto pool = std::make_unique<ClientPool>(cfg_, opt_, setup, data_);
+    pool_ = pool.get();
+    clients_ = std::move(pool);
   }
   cfg_.mark_used("deploy");  // one file drives both: the simulation ignores deploy.*
   cfg_.check_all_used();
-  // The server thread (aggregation, global evaluation) may use every core the workers use.
-  set_worker_threads(static_cast<int>(sim_.workers * sim_.threads));
   loop_->open_results(data_->summary_json());
-}
-
-template <typename Fn>
-void Simulation::parallel_for(size_t n, Fn&& fn) {
-  std::atomic<size_t> next{0};
-  std::exception_ptr error;
-  std::mutex error_mu;
-  auto work = [&](size_t w) {
-    set_worker_threads(static_cast<int>(sim_.threads));
-    for (size_t i = next++; i < n; i = next++) {
-      try {
-        fn(*runners_[w], i);
-      } catch (...) {
-        std::lock_guard<std::mutex> l(error_mu);
-        if (!error) error = std::current_exception();
-        next = n;
-      }
-    }
-  };
-  size_t n_workers = std::min(runners_.size(), n);
-  if (n_workers <= 1) {
-    work(0);
-    set_worker_threads(static_cast<int>(sim_.workers * sim_.threads));
-  } else {
-    std::vector<std::thread> pool;
-    for (size_t w = 0; w < n_workers; ++w) pool.emplace_back(work, w);
-    for (auto& t : pool) t.join();
-  }
-  if (error) std::rethrow_exception(error);
 }
 
 Row Simulation::run_round(int64_t round) {
   auto tasks = loop_->begin_round(round);
-  std::vector<std::string> replies(tasks.size());
-  parallel_for(tasks.size(), [&](ClientRunner& runner, size_t i) {
-    const int64_t c = tasks[i].client;
-    ClientState state = states_->load(c);
-    replies[i] = runner.fit(round, c, tasks[i].bytes, data_->clients[c], &state);
-    states_->save(c, std::move(state));
-  });
+  std::vector<std::string> replies = clients_->fit(round, tasks);
   // In simulation every reply comes from fedpp's own client code: a rejected one is a bug (or a
   // method breaking the reply rules) and stops the run instead of silently shrinking the round.
   for (size_t i = 0; i < tasks.size(); ++i)
@@ -138,13 +102,7 @@ Row Simulation::run_round(int64_t round) {
   Row row = loop_->end_round();
   if (loop_->eval_due(round)) {
     auto evals = loop_->begin_eval(round);
-    std::vector<std::string> answers(evals.size());
-    parallel_for(evals.size(), [&](ClientRunner& runner, size_t i) {
-      const int64_t c = evals[i].client;
-      if (data_->clients[c].test.size() == 0) return;
-      ClientState state = states_->load(c);
-      answers[i] = runner.evaluate(round, c, evals[i].bytes, data_->clients[c], &state);
-    });
+    std::vector<std::string> answers = clients_->evaluate(round, evals);
     for (size_t i = 0; i < evals.size(); ++i)
       if (!answers[i].empty()) loop_->accept_eval(evals[i].client, answers[i]);
     loop_->end_eval(&row);
@@ -159,9 +117,11 @@ void Simulation::save_client_models() {
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);  // no file of an earlier run in this folder survives
   nlohmann::json index = nlohmann::json::array();
-  std::vector<int64_t> none;
-  for (int64_t c = 0; c < static_cast<int64_t>(data_->clients.size()); ++c) {
-    const std::string model = runners_[0]->save_personal_model(c, states_->load(c), dir);
+  std::vector<int64_t> all(data_->clients.size()), none;
+  for (size_t c = 0; c < all.size(); ++c) all[c] = static_cast<int64_t>(c);
+  const std::vector<std::string> models = clients_->save_models(all, dir);
+  for (int64_t c : all) {
+    const std::string& model = models[static_cast<size_t>(c)];
     if (model.empty())
       none.push_back(c);
     else

@@ -1,6 +1,7 @@
-// Simulation — many virtual clients in one process. The server side of each round is the
-// ServerLoop that the gRPC server also uses; clients run as ClientRunners on a pool of worker
-// threads (one ClientAlgorithm each), with their private state kept between rounds in a
+// Simulation — many virtual clients on one machine (or, through runtime/mpi.hpp, on several
+// processes). The server side of each round is the ServerLoop that the gRPC server also uses;
+// clients run on a ClientHost (runtime/client_pool.hpp): by default a ClientPool of worker
+// threads (one ClientAlgorithm each) with their private state kept between rounds in a
 // StateStore. Messages cross as encoded wire bytes, so lossy codecs act and bytes are real.
 //
 // Config keys: those of RunOptions (server_loop.hpp), runtime.workers, runtime.threads,
@@ -18,15 +19,17 @@
 #include "fedpp/data/dataset.hpp"
 #include "fedpp/fl/algorithm.hpp"
 #include "fedpp/report/run_writer.hpp"
+#include "fedpp/runtime/client_pool.hpp"
 #include "fedpp/runtime/server_loop.hpp"
 #include "fedpp/runtime/state_store.hpp"
 
 namespace fedpp {
 
-struct SimulationOptions {
-  int64_t workers = 2;   // client threads
-  int64_t threads = 1;   // intra-op threads per worker
-};
+// Builds the ClientHost of a simulation once the config, options and setup are known. The host
+// must read (or mark used) the runtime.* keys a ClientPool reads, so that they validate.
+using ClientHostFactory = std::function<std::unique_ptr<ClientHost>(
+    Config& cfg, const RunOptions& opt, const AlgorithmSetup& setup,
+    std::shared_ptr<const FederatedData> data)>;
 
 class Simulation {
  public:
@@ -34,6 +37,8 @@ class Simulation {
   explicit Simulation(Config cfg);
   // Uses already-loaded data (tests, benchmarks, scripts that run many configs).
   Simulation(Config cfg, std::shared_ptr<const FederatedData> data);
+  // Clients on the host `make_host` builds instead of a ClientPool (the MPI runtime).
+  Simulation(Config cfg, std::shared_ptr<const FederatedData> data, ClientHostFactory make_host);
   ~Simulation();
 
   // Runs all rounds; returns the results rows (one per round).
@@ -43,26 +48,22 @@ class Simulation {
 
   ServerAlgorithm& server() { return loop_->algorithm(); }
   const RunOptions& options() const { return opt_; }
-  const SimulationOptions& sim_options() const { return sim_; }
   const FederatedData& data() const { return *data_; }
-  StateStore& states() { return *states_; }
+  // The clients' private state; throws fedpp::Error when the clients run elsewhere (MPI).
+  StateStore& states();
 
  private:
-  void build();
+  void build(const ClientHostFactory& make_host);
   // output.save_client_models: every client's personalised model into output.dir/client_models
   // (client_<id>.pt and index.json: client, zoo model, file).
   void save_client_models();
-  // Runs fn(runner, i, tasks[i]) for every task on the worker pool; rethrows the first error.
-  template <typename Fn>
-  void parallel_for(size_t n, Fn&& fn);
 
   Config cfg_;
   std::shared_ptr<const FederatedData> data_;
   RunOptions opt_;
-  SimulationOptions sim_;
   std::unique_ptr<ServerLoop> loop_;
-  std::vector<std::unique_ptr<ClientRunner>> runners_;
-  std::unique_ptr<StateStore> states_;
+  std::unique_ptr<ClientHost> clients_;
+  ClientPool* pool_ = nullptr;  // clients_ when it is a ClientPool
 };
 
 // Loads data.* from the config and partitions it (the seed comes from key `seed`).

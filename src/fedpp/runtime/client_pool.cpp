@@ -1,0 +1,96 @@
+#include "fedpp/runtime/client_pool.hpp"
+
+#include <atomic>
+#include <exception>
+#include <mutex>
+#include <thread>
+
+#include "fedpp/core/error.hpp"
+#include "fedpp/runtime/threads.hpp"
+
+namespace fedpp {
+
+ClientPool::ClientPool(const Config& cfg, const RunOptions& opt, const AlgorithmSetup& setup,
+                       std::shared_ptr<const FederatedData> data)
+    : data_(std::move(data)) {
+  pool_.workers = cfg.get_int("runtime.workers", pool_.workers, 1, 256);
+  pool_.threads = cfg.get_int("runtime.threads", pool_.threads, 1, 256);
+  const auto state = cfg.get_choice("runtime.state", "memory", {"memory", "disk"});
+  const auto state_dir = cfg.get_string("runtime.state_dir", "");
+  const auto& info = find_algorithm(opt.algorithm);
+  set_worker_threads(static_cast<int>(pool_.threads));
+  for (int64_t w = 0; w < pool_.workers; ++w)
+    runners_.push_back(std::make_unique<ClientRunner>(opt, info.make_client(setup)));
+  if (state == "disk") {
+    FEDPP_CHECK(!state_dir.empty() || !opt.output_dir.empty(),
+                "runtime.state = \"disk\" needs runtime.state_dir or output.dir");
+    states_ = make_disk_store(state_dir.empty() ? opt.output_dir + "/client_state" : state_dir);
+  } else {
+    states_ = make_memory_store(setup.num_clients);
+  }
+  // The calling thread (aggregation, global evaluation) may use every core the workers use.
+  set_worker_threads(static_cast<int>(pool_.workers * pool_.threads));
+}
+
+ClientPool::~ClientPool() = default;
+
+template <typename Fn>
+void ClientPool::parallel_for(size_t n, Fn&& fn) {
+  std::atomic<size_t> next{0};
+  std::exception_ptr error;
+  std::mutex error_mu;
+  auto work = [&](size_t w) {
+    set_worker_threads(static_cast<int>(pool_.threads));
+    for (size_t i = next++; i < n; i = next++) {
+      try {
+        fn(*runners_[w], i);
+      } catch (...) {
+        std::lock_guard<std::mutex> l(error_mu);
+        if (!error) error = std::current_exception();
+        next = n;
+      }
+    }
+  };
+  size_t n_workers = std::min(runners_.size(), n);
+  if (n_workers <= 1) {
+    work(0);
+    set_worker_threads(static_cast<int>(pool_.workers * pool_.threads));
+  } else {
+    std::vector<std::thread> pool;
+    for (size_t w = 0; w < n_workers; ++w) pool.emplace_back(work, w);
+    for (auto& t : pool) t.join();
+  }
+  if (error) std::rethrow_exception(error);
+}
+
+std::vector<std::string> ClientPool::fit(int64_t round, const std::vector<Task>& tasks) {
+  std::vector<std::string> replies(tasks.size());
+  parallel_for(tasks.size(), [&](ClientRunner& runner, size_t i) {
+    const int64_t c = tasks[i].client;
+    ClientState state = states_->load(c);
+    replies[i] = runner.fit(round, c, tasks[i].bytes, data_->clients[c], &state);
+    states_->save(c, std::move(state));
+  });
+  return replies;
+}
+
+std::vector<std::string> ClientPool::evaluate(int64_t round, const std::vector<Task>& tasks) {
+  std::vector<std::string> answers(tasks.size());
+  parallel_for(tasks.size(), [&](ClientRunner& runner, size_t i) {
+    const int64_t c = tasks[i].client;
+    if (data_->clients[c].test.size() == 0) return;
+    ClientState state = states_->load(c);
+    answers[i] = runner.evaluate(round, c, tasks[i].bytes, data_->clients[c], &state);
+  });
+  return answers;
+}
+
+std::vector<std::string> ClientPool::save_models(const std::vector<int64_t>& clients,
+                                                 const std::string& dir) {
+  std::vector<std::string> models;
+  for (int64_t c : clients)
+    models.push_back(runners_[0]->save_personal_model(c, states_->load(c), dir));
+  return models;
+}
+
+}  // namespace fedpp

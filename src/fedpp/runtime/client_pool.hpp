@@ -1,0 +1,72 @@
+// Where a simulation's clients run. The Simulation drives rounds through its ServerLoop and hands
+// each phase's tasks (client id + encoded message) to a ClientHost, which returns the encoded
+// replies in task order. ClientPool runs them on this process's worker threads; the MPI runtime
+// (runtime/mpi.hpp) runs them on other processes, each with a ClientPool of its own. Because a
+// reply depends only on (round, client, task bytes, the client's data and private state), where
+// a client runs never changes a number.
+//
+// Threading: a host is driven by one thread (the simulation's); ClientPool spreads the tasks of
+// one call over its workers. Errors: the first fedpp::Error a client throws is rethrown by the
+// call, after every worker stopped.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fedpp/core/config.hpp"
+#include "fedpp/data/dataset.hpp"
+#include "fedpp/fl/algorithm.hpp"
+#include "fedpp/runtime/server_loop.hpp"
+#include "fedpp/runtime/state_store.hpp"
+
+namespace fedpp {
+
+class ClientHost {
+ public:
+  virtual ~ClientHost() = default;
+  // Local training: one reply per task, in task order.
+  virtual std::vector<std::string> fit(int64_t round, const std::vector<Task>& tasks) = 0;
+  // Personalised evaluation: one answer per task, "" for a client without test data.
+  virtual std::vector<std::string> evaluate(int64_t round, const std::vector<Task>& tasks) = 0;
+  // Writes each client's personalised model as <dir>/client_<id>.pt; returns its zoo model name
+  // per client, "" where the method keeps none.
+  virtual std::vector<std::string> save_models(const std::vector<int64_t>& clients,
+                                               const std::string& dir) = 0;
+};
+
+struct ClientPoolOptions {
+  int64_t workers = 2;  // client threads (runtime.workers)
+  int64_t threads = 1;  // intra-op threads per worker (runtime.threads)
+};
+
+// Clients on this process's worker threads, their private state in a StateStore (runtime.state:
+// memory, or disk under runtime.state_dir or output.dir/client_state).
+class ClientPool final : public ClientHost {
+ public:
+  // Reads runtime.workers, runtime.threads, runtime.state and runtime.state_dir; builds one
+  // ClientAlgorithm per worker. `data` is shared, not copied.
+  ClientPool(const Config& cfg, const RunOptions& opt, const AlgorithmSetup& setup,
+             std::shared_ptr<const FederatedData> data);
+  ~ClientPool() override;
+
+  std::vector<std::string> fit(int64_t round, const std::vector<Task>& tasks) override;
+  std::vector<std::string> evaluate(int64_t round, const std::vector<Task>& tasks) override;
+  std::vector<std::string> save_models(const std::vector<int64_t>& clients,
+                                       const std::string& dir) override;
+
+  const ClientPoolOptions& options() const { return pool_; }
+  StateStore& states() { return *states_; }
+
+ private:
+  // Runs fn(runner, i) for i in [0, n) on the workers; rethrows the first error.
+  template <typename Fn>
+  void parallel_for(size_t n, Fn&& fn);
+
+  ClientPoolOptions pool_;
+  std::shared_ptr<const FederatedData> data_;
+  std::vector<std::unique_ptr<ClientRunner>> runners_;
+  std::unique_ptr<StateStore> states_;
+};
+
+}  // namespace fedpp
