@@ -26,6 +26,13 @@ void train_steps(benchmark::State& state, const std::string& name) {
   torch::optim::SGD opt(model->parameters(), torch::optim::SGDOptions(0.01));
   auto x = torch::randn({batch, shape[0], shape[1], shape[2]});
   auto y = torch::randint(0, 10, {batch}, torch::kLong);
+  // Untimed warm-up: oneDNN builds (JITs) its kernels on the first steps of each shape, which
+  // would otherwise dominate the slow models' few timed iterations.
+  for (int i = 0; i < 3; ++i) {
+    opt.zero_grad();
+    torch::nn::functional::cross_entropy(model->forward(x), y).backward();
+    opt.step();
+  }
   for (auto _ : state) {
     opt.zero_grad();
     auto loss = torch::nn::functional::cross_entropy(model->forward(x), y);

@@ -48,8 +48,13 @@ def run(cmd, env=None, timeout=1800):
 
 
 def gbench(binary, args, env=None):
+    """Google Benchmark's JSON: name -> list of its iteration runs (one per repetition)."""
     out = run([binary, "--benchmark_format=json"] + args, env)
-    return {b["name"].replace("/real_time", ""): b for b in json.loads(out)["benchmarks"]}
+    runs = {}
+    for b in json.loads(out)["benchmarks"]:
+        if b.get("run_type", "iteration") == "iteration":
+            runs.setdefault(b["name"].replace("/real_time", ""), []).append(b)
+    return runs
 
 
 def bench_models(build, reps):
@@ -58,10 +63,11 @@ def bench_models(build, reps):
         a = gbench(f"{build}/bench_models", ["--benchmark_min_time=1"])
         b = gbench(f"{build}/bench_models", ["--benchmark_min_time=1"], {"FEDPP_MALLOC_TUNING": "0"})
         for name in a:
-            tuned.setdefault(name, []).append(a[name]["items_per_second"])
-            plain.setdefault(name, []).append(b[name]["items_per_second"])
-            ratio.setdefault(name, []).append(a[name]["items_per_second"] / b[name]["items_per_second"])
-        meta = {n: {"params": a[n]["params"], "mmacs": a[n]["MMACs/sample"]} for n in a}
+            ta, tb = a[name][0]["items_per_second"], b[name][0]["items_per_second"]
+            tuned.setdefault(name, []).append(ta)
+            plain.setdefault(name, []).append(tb)
+            ratio.setdefault(name, []).append(ta / tb)
+        meta = {n: {"params": a[n][0]["params"], "mmacs": a[n][0]["MMACs/sample"]} for n in a}
     return {n.split("/")[-1]: {"samples_per_s": tuned[n], "glibc_default_samples_per_s": plain[n],
                                "ratio": ratio[n], **meta[n]} for n in tuned}
 
@@ -82,12 +88,10 @@ def bench_codec(build, reps):
                                           f"--benchmark_repetitions={reps}",
                                           "--benchmark_min_time=0.5"])
     out = {}
-    for name, b in res.items():
-        if b.get("run_type") != "iteration":
-            continue
-        out.setdefault(name, {"ms": [], "bytes": b["bytes_per_model"],
-                              "ratio_vs_f32": b["ratio_vs_f32"]})["ms"].append(
-            b["real_time"] if b["time_unit"] == "ms" else b["real_time"] / 1e6)
+    for name, runs in res.items():
+        to_ms = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
+        out[name] = {"ms": [b["real_time"] * to_ms[b["time_unit"]] for b in runs],
+                     "bytes": runs[0]["bytes_per_model"], "ratio_vs_f32": runs[0]["ratio_vs_f32"]}
     return out
 
 
