@@ -17,6 +17,9 @@ What it runs (each from build/, as README.md's build makes them):
   codec     bench_codec: encode and decode of the whole FedAvg CNN, headline pipelines.
   deploy    bench_deploy: gRPC round overhead (50 clients) and a 100 MB model over loopback.
   memory    bench_client_memory: private state of 100 FedMoE clients (bytes: one run).
+  mpi       the same FedAvg run (bench/mpi_fedavg.toml) in one process and over `mpirun -np 2`
+            and `-np 3`, in turn; per-round wall time from metrics.csv (docs/scale.md). Skipped
+            when mpirun is missing or fedpp was built without MPI.
 The raw figures go to bench/results.json; bench/README.md's table between the markers
 <!-- bench:begin --> and <!-- bench:end --> is generated from it. Only the standard library.
 """
@@ -35,7 +38,9 @@ RESULTS = os.path.join(ROOT, "bench", "results.json")
 README = os.path.join(ROOT, "bench", "README.md")
 CODEC_ROWS = ["float32", "identity+q8", "hadamard+q4", "hadamard+s0.5+q4", "kashin+q4",
               "kashin+s0.5+q4"]
-ALL = ["models", "overhead", "codec", "deploy", "memory"]
+ALL = ["models", "overhead", "codec", "deploy", "memory", "mpi"]
+MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+           "OMPI_MCA_rmaps_base_oversubscribe": "1"}
 
 
 def run(cmd, env=None, timeout=1800):
@@ -114,6 +119,39 @@ def bench_memory(build, reps):
     return {f"[{shape}]": float(mb) for shape, mb in totals}
 
 
+def bench_mpi(build, reps):
+    import csv
+    import shutil
+    import tempfile
+    import time
+    mpirun = shutil.which("mpirun")
+    if not mpirun:
+        print("bench.py: mpi: mpirun not found (apt-get install openmpi-bin): skipped")
+        return None
+    cfg = os.path.join(ROOT, "bench", "mpi_fedavg.toml")
+    arms = {"1 process, 2 workers": [],
+            "mpirun -np 2 (1 client rank, 2 workers)": ["-np", "2", "--bind-to", "none"],
+            "mpirun -np 3 (2 client ranks, 1 worker each)": ["-np", "3", "--bind-to", "none"]}
+    out = {a: {"round_s": [], "fit_s": [], "process_s": []} for a in arms}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(reps):
+            for arm, np_args in arms.items():
+                folder = os.path.join(tmp, "run")
+                cmd = [f"{build}/fedpp", "run", cfg, "--out", folder]
+                if "-np 3" in arm:
+                    cmd += ["--set", "runtime.workers=1"]
+                if np_args:
+                    cmd = [mpirun] + np_args + cmd
+                t0 = time.monotonic()
+                run(cmd, MPI_ENV)
+                out[arm]["process_s"].append(time.monotonic() - t0)
+                rows = list(csv.DictReader(open(os.path.join(folder, "metrics.csv"))))[1:]
+                out[arm]["round_s"].append(statistics.mean(float(r["wall_s"]) for r in rows))
+                out[arm]["fit_s"].append(statistics.mean(float(r["fit_s"]) for r in rows))
+                shutil.rmtree(folder)
+    return out
+
+
 def med(xs):
     return statistics.median(xs)
 
@@ -124,11 +162,16 @@ def spread(xs, fmt):
 
 def render(r):
     m = r["machine"]
-    L = [f"Measured {r['date']} at commit {r['commit']} on {m['cpu']}, {m['cores']} cores, "
-         f"{m['mem_gib']} GiB; `scripts/bench.py --reps {r['reps']}`. Each cell: median "
-         f"(min–max) of {r['reps']} runs.", ""]
+    L = [f"Machine: {m['cpu']}, {m['cores']} cores, {m['mem_gib']} GiB. Each cell: median "
+         "(min–max) of the runs; each section says when, at which commit and how many runs "
+         "(`scripts/bench.py --reps N --only SECTION`).", ""]
+    meta = r.get("meta", {})
+
+    def when(name):
+        w = meta.get(name, {})
+        return f"Measured {w.get('date', '?')} at commit {w.get('commit', '?')}, {w.get('reps', '?')} runs."
     if "models" in r:
-        L += ["### Local training (`bench_models`: batch 64, 2 threads, SGD)", "",
+        L += ["### Local training (`bench_models`: batch 64, 2 threads, SGD)", "", when("models"), "",
               "| model | params | MMACs/sample | samples/s | with glibc's malloc defaults | "
               "speed-up (pairwise median) |", "|---|---|---|---|---|---|"]
         for n, v in r["models"].items():
@@ -140,13 +183,13 @@ def render(r):
     if "overhead" in r:
         o = r["overhead"]
         L += ["### Framework overhead (`bench_overhead`: FedAvg CNN, 10 clients x 300 samples, "
-              "batch 32, 3 rounds, 1 worker x 2 threads)", "",
+              "batch 32, 3 rounds, 1 worker x 2 threads)", "", when("overhead"), "",
               "| bare LibTorch loop | fedpp FedAvg rounds | overhead |", "|---|---|---|",
               f"| {spread([x['bare_s'] for x in o], '{:.2f}')} s | "
               f"{spread([x['fedpp_s'] for x in o], '{:.2f}')} s | "
               f"{spread([100 * x['overhead'] for x in o], '{:+.1f}')} % |", ""]
     if "codec" in r:
-        L += ["### Codecs (`bench_codec`: the whole FedAvg CNN, 1,663,370 floats, one thread)", "",
+        L += ["### Codecs (`bench_codec`: the whole FedAvg CNN, 1,663,370 floats, one thread)", "", when("codec"), "",
               "| pipeline | bytes | vs float32 | encode ms | decode ms |", "|---|---|---|---|---|"]
         for p in CODEC_ROWS:
             e, d = r["codec"].get(f"encode/{p}"), r["codec"].get(f"decode/{p}")
@@ -156,7 +199,7 @@ def render(r):
         L.append("")
     if "deploy" in r:
         d = r["deploy"]
-        L += ["### gRPC deployment on loopback (`bench_deploy`)", "",
+        L += ["### gRPC deployment on loopback (`bench_deploy`)", "", when("deploy"), "",
               "| round, 50 clients, simulation | round, gRPC | 100 MB down | 100 MB up (incl. "
               "decode) | plain TCP copy |", "|---|---|---|---|---|",
               f"| {spread([x['sim_round_s'] * 1e3 for x in d], '{:.0f}')} ms | "
@@ -165,10 +208,19 @@ def render(r):
               f"{spread([x['up_mb_s'] for x in d], '{:.0f}')} MB/s | "
               f"{spread([x['tcp_mb_s'] for x in d], '{:.0f}')} MB/s |", ""]
     if "memory" in r:
-        L += ["### Client state (`bench_client_memory`: 100 heterogeneous FedMoE clients)", "",
+        L += ["### Client state (`bench_client_memory`: 100 heterogeneous FedMoE clients)", "", when("memory"), "",
               "| input | private state, all clients |", "|---|---|"]
         for shape, mb in r["memory"].items():
             L.append(f"| {shape} | {mb:.1f} MB |")
+        L.append("")
+    if r.get("mpi"):
+        L += ["### MPI (`bench/mpi_fedavg.toml`: FedAvg CNN, 6,000 images, 10 clients, "
+              "rounds 2-4 of 4; docs/scale.md)", "", when("mpi"), "",
+              "| layout | wall s per round | of which client training (fit_s) | whole process s |",
+              "|---|---|---|---|"]
+        for arm, v in r["mpi"].items():
+            L.append(f"| {arm} | {spread(v['round_s'], '{:.2f}')} | "
+                     f"{spread(v['fit_s'], '{:.2f}')} | {spread(v['process_s'], '{:.1f}')} |")
         L.append("")
     return "\n".join(L)
 
@@ -204,14 +256,17 @@ def main():
     mem = int(next(l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal")))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                             capture_output=True, text=True).stdout.strip()
-    r = {"date": datetime.date.today().isoformat(), "commit": commit, "reps": a.reps,
-         "machine": {"cpu": cpu, "cores": os.cpu_count(), "mem_gib": round(mem / 2**20)}}
+    r = json.load(open(RESULTS)) if os.path.exists(RESULTS) else {}  # sections not rerun stay
+    r["machine"] = {"cpu": cpu, "cores": os.cpu_count(), "mem_gib": round(mem / 2**20)}
+    r.setdefault("meta", {})
     fns = {"models": bench_models, "overhead": bench_overhead, "codec": bench_codec,
-           "deploy": bench_deploy, "memory": bench_memory}
+           "deploy": bench_deploy, "memory": bench_memory, "mpi": bench_mpi}
     for name in ALL:
         if name in only:
             print(f"bench.py: {name} ...", flush=True)
             r[name] = fns[name](build, a.reps)
+            r["meta"][name] = {"date": datetime.date.today().isoformat(), "commit": commit,
+                               "reps": a.reps}
     json.dump(r, open(RESULTS, "w"), indent=1)
     write_readme(r)
     print(render(r))

@@ -6,16 +6,21 @@
 //   kFit / kEval: n x (int64 client, bytes task)          -> reply: status, n x bytes
 //   kSave:        bytes dir, n x int64 client             -> reply: status, n x bytes model name
 //   kStop:        nothing                                 -> no reply; the rank leaves its loop
+// Rank 0 takes the answers in the order the ranks finish. Every receive waits by probing and
+// sleeping (await_message), not in MPI's busy-polling receive.
 // status int64: 0 = ok; 1 = failed, followed by one bytes message instead of the n answers.
 // bytes: int64 length, then chunks of at most kChunk bytes.
 #include "fedpp/runtime/mpi.hpp"
 
 #include <mpi.h>
+#include <sched.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 #include <memory>
+#include <thread>
 
 #include "fedpp/core/error.hpp"
 #include "fedpp/runtime/client_pool.hpp"
@@ -38,10 +43,26 @@ void check_mpi(int rc, const char* what) {
   throw Error(std::string("MPI ") + what + " failed: " + std::string(msg, len));
 }
 
+// Waits until a message from `src` (MPI_ANY_SOURCE: anyone) with `tag` is there, sleeping
+// between probes (50 us doubling to 2 ms): MPI's blocking receive busy-polls, which would take a
+// core from the training workers of this machine's other ranks. Returns the sender.
+int await_message(int src, int tag) {
+  auto pause = std::chrono::microseconds(50);
+  for (;;) {
+    int flag = 0;
+    MPI_Status st;
+    check_mpi(MPI_Iprobe(src, tag, MPI_COMM_WORLD, &flag, &st), "probe");
+    if (flag) return st.MPI_SOURCE;
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::microseconds(2000));
+  }
+}
+
 void send_ints(const int64_t* v, int n, int dest, int tag) {
   check_mpi(MPI_Send(v, n, MPI_INT64_T, dest, tag, MPI_COMM_WORLD), "send");
 }
 void recv_ints(int64_t* v, int n, int src, int tag) {
+  await_message(src, tag);
   check_mpi(MPI_Recv(v, n, MPI_INT64_T, src, tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE), "receive");
 }
 void send_int(int64_t v, int dest) { send_ints(&v, 1, dest, kData); }
@@ -66,6 +87,7 @@ std::string recv_bytes(int src) {
   std::string b(static_cast<size_t>(size), '\0');
   for (int64_t off = 0; off < size; off += kChunk) {
     const int64_t n = std::min<int64_t>(kChunk, size - off);
+    await_message(src, kData);
     check_mpi(MPI_Recv(b.data() + off, static_cast<int>(n), MPI_BYTE, src, kData, MPI_COMM_WORLD,
                        MPI_STATUS_IGNORE),
               "receive");
@@ -115,22 +137,43 @@ class MpiClientHost final : public ClientHost {
         if (kind != kSave) send_bytes(tasks[i].bytes, r);
       }
     }
+    // Answers in the order the ranks finish, so that no finished rank waits (spinning in its
+    // send) for a slower one; a rank's own messages arrive in order (MPI's per-sender order).
     std::vector<std::string> answers(tasks.size());
-    std::string failure;
-    for (const auto& [r, idx] : by_rank) {
+    std::map<int, std::string> failures;
+    for (size_t left = by_rank.size(); left > 0; --left) {
+      const int r = await_message(MPI_ANY_SOURCE, kData);
+      FEDPP_CHECK(by_rank.count(r), "MPI: rank " + std::to_string(r) + " answered out of turn");
       if (recv_int(r) != 0) {
-        const std::string why = recv_bytes(r);
-        if (failure.empty()) failure = "MPI rank " + std::to_string(r) + ": " + why;
+        failures[r] = recv_bytes(r);
         continue;
       }
-      for (size_t i : idx) answers[i] = recv_bytes(r);
+      for (size_t i : by_rank.at(r)) answers[i] = recv_bytes(r);
     }
-    if (!failure.empty()) throw Error(failure);
+    if (!failures.empty())  // the lowest failing rank, whatever the timing
+      throw Error("MPI rank " + std::to_string(failures.begin()->first) + ": " +
+                  failures.begin()->second);
     return answers;
   }
 
   int world_;
 };
+
+// mpirun binds each process to one core when it starts two or fewer (Open MPI's default), which
+// would run a rank's worker threads one at a time.
+void warn_if_bound_too_tightly(int64_t threads_wanted) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return;
+  const int cores = CPU_COUNT(&set);
+  if (cores < threads_wanted) {
+    int rank = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    spdlog::warn("MPI rank {} may run on {} core(s) but runtime.workers x runtime.threads = {}: "
+                 "start mpirun with --bind-to none (or --map-by slot:PE={})",
+                 rank, cores, threads_wanted, threads_wanted);
+  }
+}
 
 // A client rank: builds its ClientPool (or keeps the reason it could not) and serves rank 0's
 // phases until kStop.
@@ -142,6 +185,7 @@ void serve_clients(Config cfg) {
     RunOptions opt = RunOptions::from_config(cfg);
     AlgorithmSetup setup = setup_for(cfg, opt, *data);
     pool = std::make_unique<ClientPool>(cfg, opt, setup, data);
+    warn_if_bound_too_tightly(pool->options().workers * pool->options().threads);
   } catch (const std::exception& e) {
     broken = e.what();
   }
