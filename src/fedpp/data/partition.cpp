@@ -228,7 +228,7 @@ void split_train_test(const std::vector<int64_t>& idx, const torch::Tensor& labe
   std::sort(test->begin(), test->end());
 }
 
-FederatedData make_federated(const DataSplits& splits, const Config& cfg, uint64_t seed) {
+FederatedData make_federated(DataSplits splits, const Config& cfg, uint64_t seed) {
   PartitionSpec spec;
   spec.kind = cfg.get_choice("data.partition", "iid", {"iid", "dirichlet", "pathological"});
   spec.num_clients = cfg.get_int("data.num_clients", 10, 1);
@@ -254,6 +254,7 @@ FederatedData make_federated(const DataSplits& splits, const Config& cfg, uint64
       fd.clients.push_back({splits.train.subset(train[i]), splits.test.subset(test[i])});
   } else {
     Dataset all = concat(splits.train, splits.test);
+    splits.train = Dataset{};  // pooled into `all`: drop this copy (freed if the caller moved it)
     Lists parts = partition_indices(all.y, classes, spec);
     for (size_t i = 0; i < parts.size(); ++i) {
       std::vector<int64_t> tr, te;

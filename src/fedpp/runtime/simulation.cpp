@@ -19,7 +19,7 @@ std::shared_ptr<const FederatedData> load_federated_data(const Config& cfg) {
   uint64_t seed = static_cast<uint64_t>(cfg.get_int("seed", 1, 0));
   auto splits = load_splits(cfg, derive_seed(seed, Purpose::kPartition, {1}));
   return std::make_shared<FederatedData>(
-      make_federated(splits, cfg, derive_seed(seed, Purpose::kPartition, {2})));
+      make_federated(std::move(splits), cfg, derive_seed(seed, Purpose::kPartition, {2})));
 }
 
 ModelSpec spec_of(const FederatedData& data) {
