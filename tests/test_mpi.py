@@ -2,7 +2,8 @@
 """`mpirun -np K fedpp run CONFIG` gives the metrics of the single-process run (issue 15):
 FedAvg, and FedMoE whose clients keep private state between rounds (which must stay on the rank
 that hosts them), with clients sampled so that each rank trains a changing share. A client
-rank's failure ends the run with an error naming the rank, and no rank hangs.
+rank's failure ends the run with an error naming the rank, and no rank hangs. Personalised client
+models saved by the client ranks are the single-process files, byte for byte.
 
 Run by CTest (registered when CMake found MPI): python3 test_mpi.py FEDPP MPIRUN."""
 import csv
@@ -78,6 +79,30 @@ def same_as_single_process(name, text, ranks, tmp):
     print(f"ok: {name}: {ranks} processes give the single-process metrics ({len(a)} rounds)")
 
 
+def client_models_as_one_process(tmp):
+    """output.save_client_models: each client rank writes its clients' models; the folder equals
+    the single-process one byte for byte (Standalone keeps a model per client)."""
+    text = BASE + '[algorithm]\nname = "standalone"\n[hetero]\nsetting = "heterogeneous"\n' \
+                  '[output]\nsave_client_models = true\n'
+    text = text.replace("[output]\nquiet = true\n", "") + "quiet = true\n"
+    cfg = os.path.join(tmp, "standalone.toml")
+    with open(cfg, "w") as f:
+        f.write(text)
+    one, many = os.path.join(tmp, "st_1"), os.path.join(tmp, "st_mpi")
+    run([FEDPP, "run", cfg, "--out", one])
+    run([MPIRUN, "-np", "3", FEDPP, "run", cfg, "--out", many])
+    files = sorted(os.listdir(os.path.join(one, "client_models")))
+    if "index.json" not in files or len(files) < 4 or \
+            files != sorted(os.listdir(os.path.join(many, "client_models"))):
+        sys.exit(f"FAIL: client_models differ: {files}")
+    for name in files:
+        a = open(os.path.join(one, "client_models", name), "rb").read()
+        b = open(os.path.join(many, "client_models", name), "rb").read()
+        if a != b:
+            sys.exit(f"FAIL: client_models/{name} differs between one process and MPI")
+    print(f"ok: client models written by the client ranks equal the single-process ones ({len(files)} files)")
+
+
 def failure_names_the_rank(tmp):
     cfg = os.path.join(tmp, "diverge.toml")
     with open(cfg, "w") as f:
@@ -94,4 +119,5 @@ def failure_names_the_rank(tmp):
 with tempfile.TemporaryDirectory() as tmp:
     same_as_single_process("fedavg", FEDAVG, 2, tmp)
     same_as_single_process("fedmoe", FEDMOE, 3, tmp)
+    client_models_as_one_process(tmp)
     failure_names_the_rank(tmp)
