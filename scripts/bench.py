@@ -66,7 +66,8 @@ def bench_models(build, reps):
     tuned, plain, ratio = {}, {}, {}
     for _ in range(reps):
         a = gbench(f"{build}/bench_models", ["--benchmark_min_time=1"])
-        b = gbench(f"{build}/bench_models", ["--benchmark_min_time=1"], {"FEDPP_MALLOC_TUNING": "0"})
+        b = gbench(f"{build}/bench_models", ["--benchmark_min_time=1"],
+                   {"FEDPP_MALLOC_TUNING": "0"})
         for name in a:
             ta, tb = a[name][0]["items_per_second"], b[name][0]["items_per_second"]
             tuned.setdefault(name, []).append(ta)
@@ -169,9 +170,11 @@ def render(r):
 
     def when(name):
         w = meta.get(name, {})
-        return f"Measured {w.get('date', '?')} at commit {w.get('commit', '?')}, {w.get('reps', '?')} runs."
+        return (f"Measured {w.get('date', '?')} at commit {w.get('commit', '?')}, "
+                f"{w.get('reps', '?')} runs.")
     if "models" in r:
-        L += ["### Local training (`bench_models`: batch 64, 2 threads, SGD)", "", when("models"), "",
+        L += ["### Local training (`bench_models`: batch 64, 2 threads, SGD)", "",
+              when("models"), "",
               "| model | params | MMACs/sample | samples/s | with glibc's malloc defaults | "
               "speed-up (pairwise median) |", "|---|---|---|---|---|---|"]
         for n, v in r["models"].items():
@@ -189,7 +192,8 @@ def render(r):
               f"{spread([x['fedpp_s'] for x in o], '{:.2f}')} s | "
               f"{spread([100 * x['overhead'] for x in o], '{:+.1f}')} % |", ""]
     if "codec" in r:
-        L += ["### Codecs (`bench_codec`: the whole FedAvg CNN, 1,663,370 floats, one thread)", "", when("codec"), "",
+        L += ["### Codecs (`bench_codec`: the whole FedAvg CNN, 1,663,370 floats, one thread)",
+              "", when("codec"), "",
               "| pipeline | bytes | vs float32 | encode ms | decode ms |", "|---|---|---|---|---|"]
         for p in CODEC_ROWS:
             e, d = r["codec"].get(f"encode/{p}"), r["codec"].get(f"decode/{p}")
@@ -208,7 +212,8 @@ def render(r):
               f"{spread([x['up_mb_s'] for x in d], '{:.0f}')} MB/s | "
               f"{spread([x['tcp_mb_s'] for x in d], '{:.0f}')} MB/s |", ""]
     if "memory" in r:
-        L += ["### Client state (`bench_client_memory`: 100 heterogeneous FedMoE clients)", "", when("memory"), "",
+        L += ["### Client state (`bench_client_memory`: 100 heterogeneous FedMoE clients)", "",
+              when("memory"), "",
               "| input | private state, all clients |", "|---|---|"]
         for shape, mb in r["memory"].items():
             L.append(f"| {shape} | {mb:.1f} MB |")

@@ -59,7 +59,8 @@ def metrics(folder):
 def run(cmd, expect_ok=True):
     p = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=600)
     if expect_ok and p.returncode != 0:
-        sys.exit(f"FAIL: {' '.join(cmd)} exited {p.returncode}\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
+        sys.exit(f"FAIL: {' '.join(cmd)} exited {p.returncode}\n"
+                 f"{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
     return p
 
 
@@ -100,7 +101,8 @@ def client_models_as_one_process(tmp):
         b = open(os.path.join(many, "client_models", name), "rb").read()
         if a != b:
             sys.exit(f"FAIL: client_models/{name} differs between one process and MPI")
-    print(f"ok: client models written by the client ranks equal the single-process ones ({len(files)} files)")
+    print("ok: client models written by the client ranks equal the single-process ones "
+          f"({len(files)} files)")
 
 
 def failure_names_the_rank(tmp):
