@@ -3,7 +3,8 @@
 FedAvg, and FedMoE whose clients keep private state between rounds (which must stay on the rank
 that hosts them), with clients sampled so that each rank trains a changing share. A client
 rank's failure ends the run with an error naming the rank, and no rank hangs. Personalised client
-models saved by the client ranks are the single-process files, byte for byte.
+models saved by the client ranks are the single-process files, byte for byte. A run checkpointed
+over MPI resumes (over MPI or in one process) to the metrics of a run that never stopped.
 
 Run by CTest (registered when CMake found MPI): python3 test_mpi.py FEDPP MPIRUN."""
 import csv
@@ -105,6 +106,32 @@ def client_models_as_one_process(tmp):
           f"({len(files)} files)")
 
 
+def resume_over_mpi(tmp):
+    """output.checkpoint_every: rank 0 checkpoints the server, each client rank its clients'
+    private state; `--resume` from the round-2 checkpoint redoes round 3 and gives the metrics of
+    the single-process run, over MPI and in one process from the MPI checkpoint (same_as_single_
+    process's FedMoE run must have run first)."""
+    cfg = os.path.join(tmp, "fedmoe.toml")
+    folder = os.path.join(tmp, "fedmoe_ckpt")
+    every = ["--set", "output.checkpoint_every=2"]
+    run([MPIRUN, "-np", "3", FEDPP, "run", cfg, "--out", folder] + every)
+    states = os.path.join(folder, "checkpoint", "clients_2")
+    if not os.path.isdir(states) or not [f for f in os.listdir(states) if f.endswith(".state")]:
+        sys.exit(f"FAIL: the client ranks wrote no client state into {states}")
+    expected = metrics(os.path.join(tmp, "fedmoe_1"))
+    for how, cmd in (("3 MPI processes", [MPIRUN, "-np", "3"]), ("one process", [])):
+        p = run(cmd + [FEDPP, "run", cfg, "--out", folder, "--resume"] + every)
+        if "resuming after round 2" not in p.stdout + p.stderr:
+            sys.exit(f"FAIL: --resume ({how}) did not start from the round-2 checkpoint:\n"
+                     f"{(p.stdout + p.stderr)[-3000:]}")
+        got = metrics(folder)
+        if got != expected:
+            sys.exit(f"FAIL: resumed ({how}) metrics differ from the run that never stopped\n"
+                     f"expected: {expected}\nresumed:  {got}")
+    print("ok: --resume from an MPI checkpoint (client states written by the client ranks) gives "
+          "the single-process metrics, over MPI and in one process")
+
+
 def failure_names_the_rank(tmp):
     cfg = os.path.join(tmp, "diverge.toml")
     with open(cfg, "w") as f:
@@ -121,5 +148,6 @@ def failure_names_the_rank(tmp):
 with tempfile.TemporaryDirectory() as tmp:
     same_as_single_process("fedavg", FEDAVG, 2, tmp)
     same_as_single_process("fedmoe", FEDMOE, 3, tmp)
+    resume_over_mpi(tmp)
     client_models_as_one_process(tmp)
     failure_names_the_rank(tmp)

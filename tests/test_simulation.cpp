@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <tuple>
 
 #include "fedpp/core/config.hpp"
 #include "fedpp/core/error.hpp"
@@ -232,6 +233,97 @@ TEST(Simulation, LossyDownLinkNeverEntersTheGlobalModel) {
       // The down-link was lossy indeed: far fewer bytes than float32 values.
       const double params = 64 * 200 + 200 + 200 * 200 + 200 + 200 * 4 + 4;
       EXPECT_LT(rows[0].at("bytes_down_per_client"), params * 4 / 3);
+    }
+  }
+}
+
+// output.checkpoint_every + resume(): a run stopped after round 3 (its checkpoint is of round 2)
+// and resumed gives the rows, per-client lines and fleet lines of a run that never stopped: for
+// FedMoE, whose clients keep private models (sampled half of them per round), and for FedAvg on
+// a simulated fleet (the clock is restored) with the clients' state on disk.
+TEST(Simulation, ResumeGivesTheRunThatNeverStopped) {
+  auto strip = [](std::vector<Row> rows) {
+    for (auto& r : rows)
+      for (auto it = r.begin(); it != r.end();)
+        it = it->first.size() > 2 && it->first.substr(it->first.size() - 2) == "_s" &&
+                     it->first.rfind("sim_", 0) != 0
+                 ? r.erase(it)
+                 : std::next(it);
+    return rows;
+  };
+  const std::string base = R"(
+seed = 4
+rounds = 4
+[data]
+dataset = "synthetic"
+synthetic_samples = 600
+synthetic_test_samples = 100
+synthetic_classes = 4
+num_clients = 4
+partition = "pathological"
+classes_per_client = 2
+pool = "all"
+client_test_fraction = 0.2
+[sampling]
+fraction = 0.5
+[train]
+lr = 0.05
+batch_size = 32
+[runtime]
+workers = 2
+[output]
+quiet = true
+checkpoint_every = 2
+)";
+  const std::string fedmoe = base + "[algorithm]\nname = \"fedmoe\"\n";
+  const std::string fedavg = base + "[algorithm]\nname = \"fedavg\"\n[model]\nname = \"cnn5\"\n"
+                                    "[fleet]\nprofile = \"phones_4g\"\n";
+  for (const auto& [name, text, extra] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"fedmoe", fedmoe, ""}, {"fedavg_fleet", fedavg, "runtime.state=\"disk\""}}) {
+    SCOPED_TRACE(name);
+    auto config = [&](const std::string& dir) {
+      auto cfg = Config::from_string(text);
+      cfg.set("rounds=4");
+      if (!extra.empty()) cfg.set(extra);
+      cfg.set("output.dir=\"" + dir + "\"");
+      return cfg;
+    };
+    const auto whole = testing::TempDir() + "/fedpp_resume_whole_" + name;
+    const auto cut = testing::TempDir() + "/fedpp_resume_cut_" + name;
+    std::filesystem::remove_all(whole);
+    std::filesystem::remove_all(cut);
+    const auto expected = strip(Simulation(config(whole)).run());
+    ASSERT_EQ(expected.size(), 4u);
+    {
+      Simulation stopped(config(cut));
+      for (int64_t r = 1; r <= 3; ++r) stopped.run_round(r);  // "dies" after round 3
+    }
+    EXPECT_TRUE(std::filesystem::exists(cut + "/checkpoint/checkpoint.json"));
+    Simulation resumed(config(cut));
+    resumed.resume();
+    EXPECT_EQ(strip(resumed.run()), expected);
+    EXPECT_EQ(strip(read_rows(cut)), expected);
+    for (auto f : {"/clients.jsonl", "/fleet.jsonl"})
+      EXPECT_EQ(slurp(cut + f), slurp(whole + f)) << f;
+    EXPECT_FALSE(slurp(whole + (name == "fedmoe" ? "/clients.jsonl" : "/fleet.jsonl")).empty());
+
+    // A config that changes the run is refused, naming the key; so is a folder without one.
+    auto other = config(cut);
+    other.set("train.lr=0.01");
+    try {
+      Simulation(other).resume();
+      ADD_FAILURE() << "resumed with another learning rate";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("train.lr"), std::string::npos) << e.what();
+    }
+    const auto empty = testing::TempDir() + "/fedpp_resume_none";
+    std::filesystem::remove_all(empty);
+    try {
+      Simulation(config(empty)).resume();
+      ADD_FAILURE() << "resumed without a checkpoint";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("no checkpoint"), std::string::npos) << e.what();
     }
   }
 }

@@ -33,14 +33,14 @@ void print_done(const std::vector<fedpp::Row>& rows) {
 }
 
 int cmd_run(const std::string& path, const std::vector<std::string>& sets,
-            const std::string& out, bool check_only) {
+            const std::string& out, bool check_only, bool resume) {
   auto cfg = fedpp::Config::from_file(path);
   for (const auto& s : sets) cfg.set(s);
   if (check_only) cfg.set("output.dir=\"\"");  // --check writes nothing
   else if (!out.empty()) cfg.set("output.dir=\"" + out + "\"");
   if (const int world = fedpp::mpi_launch_size(); world > 1 && !check_only) {
 #ifdef FEDPP_HAVE_MPI
-    auto rows = fedpp::run_mpi(cfg);  // empty on the client ranks
+    auto rows = fedpp::run_mpi(cfg, resume);  // empty on the client ranks
     if (!rows.empty()) print_done(rows);
     return 0;
 #else
@@ -60,6 +60,7 @@ int cmd_run(const std::string& path, const std::vector<std::string>& sets,
   spdlog::info("fedpp run: {} ({}), {} clients, {} rounds, results in {}",
                sim.options().algorithm, path, sim.data().clients.size(), sim.options().rounds,
                sim.options().output_dir.empty() ? "(none)" : sim.options().output_dir);
+  if (resume) sim.resume();
   print_done(sim.run());
   return 0;
 }
@@ -135,6 +136,10 @@ int main(int argc, char** argv) {
   bool check_only = false;
   run->add_flag("--check", check_only,
                 "validate the config (every key, the data, the models) and exit without training");
+  bool resume = false;
+  run->add_flag("--resume", resume,
+                "continue the run in output.dir (--out) from its last checkpoint "
+                "(output.checkpoint_every), with the config it was started with");
 
   auto* models = app.add_subcommand("models", "List the model zoo with sizes and costs");
   std::vector<int64_t> shape{1, 28, 28};
@@ -169,7 +174,7 @@ int main(int argc, char** argv) {
     } catch (const CLI::ParseError& e) {
       return app.exit(e);
     }
-    if (*run) return cmd_run(config_path, sets, out_dir, check_only);
+    if (*run) return cmd_run(config_path, sets, out_dir, check_only, resume);
     if (*models) return cmd_models(shape, classes);
     if (*eval) return cmd_eval(eval_model, eval_config, eval_sets, eval_inputs, eval_logits);
     if (*algos) {

@@ -19,18 +19,39 @@ namespace fedpp {
 
 namespace fs = std::filesystem;
 
-RunWriter::RunWriter(std::string dir) : dir_(std::move(dir)) {
+namespace {
+const char* kHint = "set output.dir to a writable place with free space";
+
+// Keeps the lines of a JSON-lines file whose "round" is at most `last` (resuming a run); a line
+// that is not such an object ends the kept part (a line cut short when the run died).
+void keep_rounds_through(const std::string& path, int64_t last) {
+  std::ifstream in(path);
+  if (!in) return;
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("round") ||
+        !j["round"].is_number_integer())
+      break;
+    if (j["round"].get<int64_t>() <= last) kept += line + "\n";
+  }
+  in.close();
+  write_file_atomic(path, kept, kHint);
+}
+}  // namespace
+
+RunWriter::RunWriter(std::string dir, int64_t resumed_after) : dir_(std::move(dir)) {
   std::error_code ec;
   fs::create_directories(dir_, ec);
   FEDPP_CHECK(!ec, "cannot create results folder '" + dir_ + "': " + ec.message() +
                        " (set output.dir to a writable place)");
   fs::remove(dir_ + "/metrics.jsonl");
-  fs::remove(dir_ + "/clients.jsonl");
-  fs::remove(dir_ + "/fleet.jsonl");
-}
-
-namespace {
-const char* kHint = "set output.dir to a writable place with free space";
+  for (const char* f : {"/clients.jsonl", "/fleet.jsonl"}) {
+    if (resumed_after > 0)
+      keep_rounds_through(dir_ + f, resumed_after);
+    else
+      fs::remove(dir_ + f);
+  }
 }
 
 void RunWriter::write_text(const std::string& file, const std::string& text) const {

@@ -11,6 +11,7 @@
 //                               and the server's training time (server_s)
 // Timing columns end in "_s"; everything else repeats exactly for the same config and seed.
 #pragma once
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -21,8 +22,11 @@ using Row = std::map<std::string, double>;
 
 class RunWriter {
  public:
-  // Creates `dir` (and parents). An existing metrics file there is replaced.
-  explicit RunWriter(std::string dir);
+  // Creates `dir` (and parents). The metrics, clients and fleet files of an earlier run there
+  // are replaced; when `resumed_after` > 0 (a run resumed from its checkpoint after that round)
+  // the clients and fleet lines of rounds 1..resumed_after are kept, and the caller appends the
+  // checkpoint's rows again with append_round.
+  explicit RunWriter(std::string dir, int64_t resumed_after = 0);
   const std::string& dir() const { return dir_; }
   void write_text(const std::string& file, const std::string& text) const;
   void append_round(const Row& row);

@@ -43,14 +43,19 @@ void write_checkpoint(const std::string& dir, const Checkpoint& c) {
   j["run_id"] = c.run_id;
   j["fingerprint"] = c.fingerprint;
   j["state"] = state_name;
+  j["clients"] = c.clients;
   j["rows"] = nlohmann::json::array();
   for (const auto& row : c.rows) j["rows"].push_back(nlohmann::json(row));
   write_file(fs::path(dir) / "checkpoint.json", j.dump());
 
+  std::vector<fs::path> old;
   for (const auto& e : fs::directory_iterator(dir)) {
     const std::string name = e.path().filename().string();
-    if (name.rfind("state_", 0) == 0 && name != state_name) fs::remove(e.path(), ec);
+    if ((name.rfind("state_", 0) == 0 && name != state_name) ||
+        (name.rfind("clients_", 0) == 0 && name != c.clients))
+      old.push_back(e.path());
   }
+  for (const auto& p : old) fs::remove_all(p, ec);
 }
 
 std::optional<Checkpoint> read_checkpoint(const std::string& dir) {
@@ -62,6 +67,11 @@ std::optional<Checkpoint> read_checkpoint(const std::string& dir) {
     c.round = j.at("round").get<int64_t>();
     c.run_id = j.at("run_id").get<std::string>();
     c.fingerprint = j.at("fingerprint").get<std::string>();
+    c.clients = j.value("clients", std::string());
+    FEDPP_CHECK(c.clients.find('/') == std::string::npos &&
+                    c.clients.find("..") == std::string::npos,
+                "corrupt checkpoint " + path.string() + ": bad client folder name '" + c.clients +
+                    "' (delete the folder to start over)");
     for (const auto& r : j.at("rows")) {
       Row row;
       for (auto it = r.begin(); it != r.end(); ++it)

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <exception>
+#include <filesystem>
 #include <mutex>
 #include <thread>
 
@@ -11,8 +12,10 @@
 namespace fedpp {
 
 ClientPool::ClientPool(const Config& cfg, const RunOptions& opt, const AlgorithmSetup& setup,
-                       std::shared_ptr<const FederatedData> data)
-    : data_(std::move(data)) {
+                       std::shared_ptr<const FederatedData> data, std::vector<int64_t> hosted)
+    : data_(std::move(data)), hosted_(std::move(hosted)) {
+  if (hosted_.empty())
+    for (int64_t c = 0; c < setup.num_clients; ++c) hosted_.push_back(c);
   pool_.workers = cfg.get_int("runtime.workers", pool_.workers, 1, 256);
   pool_.threads = cfg.get_int("runtime.threads", pool_.threads, 1, 256);
   const auto state = cfg.get_choice("runtime.state", "memory", {"memory", "disk"});
@@ -91,6 +94,21 @@ std::vector<std::string> ClientPool::save_models(const std::vector<int64_t>& cli
   for (int64_t c : clients)
     models.push_back(runners_[0]->save_personal_model(c, states_->load(c), dir));
   return models;
+}
+
+void ClientPool::save_states(const std::string& dir) {
+  auto out = make_disk_store(dir);
+  for (int64_t c : hosted_)
+    if (ClientState s = states_->load(c); !s.empty()) out->save(c, std::move(s));
+}
+
+void ClientPool::load_states(const std::string& dir) {
+  FEDPP_CHECK(std::filesystem::is_directory(dir),
+              "checkpoint folder of the client states '" + dir + "' is missing: was the run "
+              "checkpointed on a folder every process can read? (delete the checkpoint to start "
+              "over)");
+  auto in = make_disk_store(dir);
+  for (int64_t c : hosted_) states_->save(c, in->load(c));
 }
 
 }  // namespace fedpp

@@ -33,6 +33,11 @@ class ClientHost {
   // per client, "" where the method keeps none.
   virtual std::vector<std::string> save_models(const std::vector<int64_t>& clients,
                                                const std::string& dir) = 0;
+  // Checkpointing (runtime/checkpoint.hpp): writes the private state of every client it hosts
+  // that has one as <dir>/client_<id>.state, and reads them back (a client without a file gets
+  // an empty state). Throws fedpp::Error naming the file on a write or read failure.
+  virtual void save_states(const std::string& dir) = 0;
+  virtual void load_states(const std::string& dir) = 0;
 };
 
 struct ClientPoolOptions {
@@ -45,15 +50,18 @@ struct ClientPoolOptions {
 class ClientPool final : public ClientHost {
  public:
   // Reads runtime.workers, runtime.threads, runtime.state and runtime.state_dir; builds one
-  // ClientAlgorithm per worker. `data` is shared, not copied.
+  // ClientAlgorithm per worker. `data` is shared, not copied. `hosted`: the clients whose state
+  // save_states / load_states cover (an MPI rank's share); empty = all of them.
   ClientPool(const Config& cfg, const RunOptions& opt, const AlgorithmSetup& setup,
-             std::shared_ptr<const FederatedData> data);
+             std::shared_ptr<const FederatedData> data, std::vector<int64_t> hosted = {});
   ~ClientPool() override;
 
   std::vector<std::string> fit(int64_t round, const std::vector<Task>& tasks) override;
   std::vector<std::string> evaluate(int64_t round, const std::vector<Task>& tasks) override;
   std::vector<std::string> save_models(const std::vector<int64_t>& clients,
                                        const std::string& dir) override;
+  void save_states(const std::string& dir) override;
+  void load_states(const std::string& dir) override;
 
   const ClientPoolOptions& options() const { return pool_; }
   StateStore& states() { return *states_; }
@@ -67,6 +75,7 @@ class ClientPool final : public ClientHost {
   std::shared_ptr<const FederatedData> data_;
   std::vector<std::unique_ptr<ClientRunner>> runners_;
   std::unique_ptr<StateStore> states_;
+  std::vector<int64_t> hosted_;
 };
 
 }  // namespace fedpp

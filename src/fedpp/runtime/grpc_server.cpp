@@ -446,7 +446,7 @@ struct FederationServer::Impl final : public wire::Federation::Service {
     }
     rows.push_back(loop->record(std::move(row)));
     write_checkpoint(ckpt_dir, Checkpoint{r, run_id, fingerprint, loop->algorithm().save_state(),
-                                          rows});
+                                          rows, ""});
   }
 
   void finish() {
@@ -504,7 +504,6 @@ FederationServer::FederationServer(Config cfg, const ServeOptions& sopt)
   }
 
   auto ck = read_checkpoint(s.ckpt_dir);
-  std::string clients_jsonl;  // personalised-evaluation rows of the rounds already done
   if (sopt.resume) {
     FEDPP_CHECK(ck, "--resume: no checkpoint in '" + s.ckpt_dir +
                         "' (deploy.checkpoint_dir): start without --resume");
@@ -518,15 +517,6 @@ FederationServer::FederationServer(Config cfg, const ServeOptions& sopt)
     s.rows = ck->rows;
     s.start_round = ck->round + 1;
     s.run_id = ck->run_id;
-    if (!s.opt.output_dir.empty()) {
-      std::ifstream in(s.opt.output_dir + "/clients.jsonl");
-      std::string line;
-      while (std::getline(in, line)) {
-        auto p = line.find("\"round\":");
-        if (p != std::string::npos && std::atoll(line.c_str() + p + 8) <= ck->round)
-          clients_jsonl += line + "\n";
-      }
-    }
     spdlog::info("resuming run {} after round {} from {}", s.run_id, ck->round, s.ckpt_dir);
   } else {
     if (ck)
@@ -535,12 +525,8 @@ FederationServer::FederationServer(Config cfg, const ServeOptions& sopt)
                    s.ckpt_dir, ck->round);
     s.run_id = random_run_id();
   }
-  s.loop->open_results(s.data->summary_json());
+  s.loop->open_results(s.data->summary_json(), s.start_round - 1);
   s.loop->restore_results(s.rows);
-  if (!clients_jsonl.empty()) {
-    write_file_atomic(s.opt.output_dir + "/clients.jsonl", clients_jsonl,
-                      "set output.dir to a writable place with free space");
-  }
 
   std::shared_ptr<grpc::ServerCredentials> creds;
   const auto& d = s.dep;

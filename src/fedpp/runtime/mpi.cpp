@@ -5,6 +5,8 @@
 //   header int64[3] {kind, round, n}
 //   kFit / kEval: n x (int64 client, bytes task)          -> reply: status, n x bytes
 //   kSave:        bytes dir, n x int64 client             -> reply: status, n x bytes model name
+//   kSaveStates / kLoadStates: bytes dir (n = 0)          -> reply: status (the rank's clients'
+//                 private states written to / read from dir: a checkpoint, runtime/checkpoint.hpp)
 //   kStop:        nothing                                 -> no reply; the rank leaves its loop
 // Rank 0 takes the answers in the order the ranks finish. Every receive waits by probing and
 // sleeping (await_message), not in MPI's busy-polling receive.
@@ -33,7 +35,11 @@ namespace {
 constexpr int kCommand = 1;
 constexpr int kData = 2;
 constexpr int64_t kChunk = int64_t{1} << 30;  // bytes per MPI_Send: far under INT_MAX
-enum Kind : int64_t { kFit = 1, kEval = 2, kSave = 3, kStop = 4 };
+enum Kind : int64_t { kFit = 1, kEval = 2, kSave = 3, kStop = 4, kSaveStates = 5, kLoadStates = 6 };
+
+bool sends_dir(int64_t kind) {
+  return kind == kSave || kind == kSaveStates || kind == kLoadStates;
+}
 
 void check_mpi(int rc, const char* what) {
   if (rc == MPI_SUCCESS) return;
@@ -113,6 +119,8 @@ class MpiClientHost final : public ClientHost {
     for (int64_t c : clients) tasks.push_back({c, {}});
     return exchange(kSave, 0, tasks, dir);
   }
+  void save_states(const std::string& dir) override { exchange(kSaveStates, 0, {}, dir); }
+  void load_states(const std::string& dir) override { exchange(kLoadStates, 0, {}, dir); }
 
   void stop_all() {
     for (int r = 1; r < world_; ++r) {
@@ -131,7 +139,7 @@ class MpiClientHost final : public ClientHost {
     for (const auto& [r, idx] : by_rank) {
       const int64_t header[3] = {kind, round, static_cast<int64_t>(idx.size())};
       send_ints(header, 3, r, kCommand);
-      if (kind == kSave) send_bytes(dir, r);
+      if (sends_dir(kind)) send_bytes(dir, r);
       for (size_t i : idx) {
         send_int(tasks[i].client, r);
         if (kind != kSave) send_bytes(tasks[i].bytes, r);
@@ -177,14 +185,17 @@ void warn_if_bound_too_tightly(int64_t threads_wanted) {
 
 // A client rank: builds its ClientPool (or keeps the reason it could not) and serves rank 0's
 // phases until kStop.
-void serve_clients(Config cfg) {
+void serve_clients(Config cfg, int rank, int world) {
   std::unique_ptr<ClientPool> pool;
   std::string broken;
   try {
     auto data = load_federated_data(cfg);
     RunOptions opt = RunOptions::from_config(cfg);
     AlgorithmSetup setup = setup_for(cfg, opt, *data);
-    pool = std::make_unique<ClientPool>(cfg, opt, setup, data);
+    std::vector<int64_t> mine;
+    for (int64_t c = 0; c < setup.num_clients; ++c)
+      if (mpi_owner_rank(c, world) == rank) mine.push_back(c);
+    pool = std::make_unique<ClientPool>(cfg, opt, setup, data, std::move(mine));
     warn_if_bound_too_tightly(pool->options().workers * pool->options().threads);
   } catch (const std::exception& e) {
     broken = e.what();
@@ -196,7 +207,7 @@ void serve_clients(Config cfg) {
     if (kind == kStop) return;
     const int64_t round = header[1], n = header[2];
     std::string dir;
-    if (kind == kSave) dir = recv_bytes(0);
+    if (sends_dir(kind)) dir = recv_bytes(0);
     std::vector<Task> tasks(static_cast<size_t>(n));
     for (auto& t : tasks) {
       t.client = recv_int(0);
@@ -208,9 +219,14 @@ void serve_clients(Config cfg) {
       try {
         std::vector<int64_t> clients;
         for (const auto& t : tasks) clients.push_back(t.client);
-        answers = kind == kFit    ? pool->fit(round, tasks)
-                  : kind == kEval ? pool->evaluate(round, tasks)
-                                  : pool->save_models(clients, dir);
+        if (kind == kSaveStates)
+          pool->save_states(dir);
+        else if (kind == kLoadStates)
+          pool->load_states(dir);
+        else
+          answers = kind == kFit    ? pool->fit(round, tasks)
+                    : kind == kEval ? pool->evaluate(round, tasks)
+                                    : pool->save_models(clients, dir);
       } catch (const std::exception& e) {
         why = e.what();
       }
@@ -237,11 +253,11 @@ struct MpiSession {
 
 }  // namespace
 
-std::vector<Row> run_mpi(Config cfg, bool quiet_clients) {
+std::vector<Row> run_mpi(Config cfg, bool resume, bool quiet_clients) {
   MpiSession mpi;
   if (mpi.rank != 0) {
     if (quiet_clients) spdlog::set_level(spdlog::level::warn);
-    serve_clients(std::move(cfg));
+    serve_clients(std::move(cfg), mpi.rank, mpi.size);
     return {};
   }
   MpiClientHost* host = nullptr;
@@ -270,6 +286,7 @@ std::vector<Row> run_mpi(Config cfg, bool quiet_clients) {
                  sim.options().algorithm, sim.data().clients.size(), sim.options().rounds,
                  mpi.size, mpi.size - 1,
                  sim.options().output_dir.empty() ? "(none)" : sim.options().output_dir);
+    if (resume) sim.resume();
     auto rows = sim.run();
     host->stop_all();
     return rows;

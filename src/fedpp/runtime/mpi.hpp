@@ -12,7 +12,11 @@
 // Failures: a fedpp::Error on a client rank (bad config there, a diverging client) travels to
 // rank 0, which ends the run with one error naming the rank and tells every rank to stop; a rank
 // that dies outright ends the job the MPI way (mpirun names the rank and kills the others).
-// The simulation has no --resume; a run that dies is started again.
+// Checkpoints (output.checkpoint_every): rank 0 writes the server's, each client rank writes its
+// clients' private states into the same checkpoint folder, so `mpirun ... fedpp run CONFIG
+// --resume` continues a run that died, with the same metrics as a run that did not. On several
+// hosts, output.dir must name a folder that every rank can read and write at the same path (a
+// shared file system); with the same rank count, each rank reads back only the files it wrote.
 //
 // Built only when CMake finds MPI (option FEDPP_MPI, default ON): target fedpp_mpi, used by the
 // fedpp binary. The launcher is detected from its environment (OMPI_COMM_WORLD_SIZE, PMI_SIZE),
@@ -33,10 +37,11 @@ int mpi_launch_size();
 // Rank of the client host of `client` in a world of `world_size` ranks (>= 2).
 int mpi_owner_rank(int64_t client, int world_size);
 
-// Runs `cfg` over the MPI world (MPI_Init_thread .. MPI_Finalize inside). Rank 0 returns the
-// result rows; the other ranks return an empty vector once rank 0 is done. Throws fedpp::Error on
-// rank 0 when any rank failed (message names the rank); needs a world of at least 2 ranks.
-// Defined in the fedpp_mpi library (only when MPI was found at build time).
-std::vector<Row> run_mpi(Config cfg, bool quiet_clients = true);
+// Runs `cfg` over the MPI world (MPI_Init_thread .. MPI_Finalize inside), from its checkpoint
+// when `resume` (Simulation::resume). Rank 0 returns the result rows (of every round, the
+// restored ones included); the other ranks return an empty vector once rank 0 is done. Throws
+// fedpp::Error on rank 0 when any rank failed (message names the rank); needs a world of at
+// least 2 ranks. Defined in the fedpp_mpi library (only when MPI was found at build time).
+std::vector<Row> run_mpi(Config cfg, bool resume = false, bool quiet_clients = true);
 
 }  // namespace fedpp

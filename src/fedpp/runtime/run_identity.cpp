@@ -10,10 +10,11 @@ namespace fedpp {
 
 namespace {
 
-bool machine_specific(const std::string& key) {
-  // fleet.*: simulated devices, which a deployment ignores (its devices are real).
-  for (const char* p : {"output.", "runtime.", "deploy.", "fleet."})
+bool machine_specific(const std::string& key, bool with_fleet) {
+  for (const char* p : {"output.", "runtime.", "deploy."})
     if (key.rfind(p, 0) == 0) return true;
+  // fleet.*: simulated devices, which a deployment ignores (its devices are real).
+  if (!with_fleet && key.rfind("fleet.", 0) == 0) return true;
   // Paths: each machine keeps its data, caches and start files where it likes.
   for (const char* k : {"data.root", "fedgkt.cache_dir", "model.init"})
     if (key == k) return true;
@@ -36,14 +37,14 @@ std::map<std::string, nlohmann::json> parse(const std::string& text, const char*
 
 }  // namespace
 
-std::string run_identity(const Config& cfg) {
+std::string run_identity(const Config& cfg, bool with_fleet) {
   const auto flat = nlohmann::json::parse(cfg.resolved_json()).flatten();
   nlohmann::json out = nlohmann::json::object();
   for (auto it = flat.begin(); it != flat.end(); ++it) {
     std::string key = it.key().substr(1);  // "/train/lr" -> "train.lr"
     for (auto& ch : key)
       if (ch == '/') ch = '.';
-    if (!machine_specific(key)) out[key] = it.value();
+    if (!machine_specific(key, with_fleet)) out[key] = it.value();
   }
   return out.dump();  // nlohmann's object keeps its keys sorted
 }

@@ -69,6 +69,7 @@ RunOptions RunOptions::from_config(const Config& cfg) {
   o.quiet = cfg.get_bool("output.quiet", false);
   o.save_model_every = cfg.get_int("output.save_model_every", 0, 0, 1000000);
   o.save_client_models = cfg.get_bool("output.save_client_models", false);
+  o.checkpoint_every = cfg.get_int("output.checkpoint_every", 0, 0, 1000000);
   o.max_decoded_bytes =
       cfg.get_int("deploy.max_decoded_bytes", o.max_decoded_bytes, 1024, int64_t{1} << 40);
   o.down = codec_spec_from_config(cfg, "codec.down");
@@ -88,9 +89,9 @@ ServerLoop::ServerLoop(const Config& cfg, const RunOptions& opt, const Algorithm
 
 ServerLoop::~ServerLoop() = default;
 
-void ServerLoop::open_results(const std::string& partition_json) {
+void ServerLoop::open_results(const std::string& partition_json, int64_t resumed_after) {
   if (opt_.output_dir.empty()) return;
-  writer_ = std::make_unique<RunWriter>(opt_.output_dir);
+  writer_ = std::make_unique<RunWriter>(opt_.output_dir, resumed_after);
   writer_->write_text("config.toml", cfg_.resolved_toml());
   writer_->write_text("config.json", cfg_.resolved_json());
   if (!partition_json.empty()) writer_->write_text("partition.json", partition_json);

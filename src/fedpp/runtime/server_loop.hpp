@@ -37,8 +37,7 @@ namespace fedpp {
 // Run-level settings both runtimes read (keys: seed, rounds, algorithm.name,
 // sampling.fraction, sampling.over_select, sampling.deadline_s, eval.every, eval.personalized,
 // output.dir, output.quiet, output.save_model_every, output.save_client_models,
-// deploy.max_decoded_bytes, codec.down.*,
-// codec.up.*, runtime.device).
+// output.checkpoint_every, deploy.max_decoded_bytes, codec.down.*, codec.up.*, runtime.device).
 struct RunOptions {
   uint64_t seed = 1;
   int64_t rounds = 10;
@@ -59,6 +58,10 @@ struct RunOptions {
   // (ClientAlgorithm::personal_model) is written as client_models/client_<id>.pt (simulation:
   // in output.dir; fedpp join: in the client's state folder).
   bool save_client_models = false;
+  // output.checkpoint_every: the simulation checkpoints the server's and the clients' state into
+  // output.dir/checkpoint every this many rounds, for `fedpp run --resume` (0 = never). fedpp
+  // serve checkpoints after every round whatever this says (its clients keep their own state).
+  int64_t checkpoint_every = 0;
   // Cap on a reply's decoded size, checked before decoding (deploy.max_decoded_bytes, 1 GiB).
   int64_t max_decoded_bytes = int64_t{1} << 30;
   std::string algorithm;
@@ -100,8 +103,9 @@ class ServerLoop {
   // returns the completed row.
   Row record(Row row);
 
-  // Opens the results folder and writes config.toml / config.json / partition.json.
-  void open_results(const std::string& partition_json);
+  // Opens the results folder and writes config.toml / config.json / partition.json. Resuming
+  // after round `resumed_after` (> 0) keeps the per-client and fleet lines of the rounds done.
+  void open_results(const std::string& partition_json, int64_t resumed_after = 0);
   // Resuming from a checkpoint: appends the rows of the rounds already done to the results.
   void restore_results(const std::vector<Row>& rows);
 

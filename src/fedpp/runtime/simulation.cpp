@@ -10,7 +10,9 @@
 #include "fedpp/core/seed.hpp"
 #include "fedpp/data/loaders.hpp"
 #include "fedpp/data/partition.hpp"
+#include "fedpp/runtime/checkpoint.hpp"
 #include "fedpp/runtime/fleet.hpp"
+#include "fedpp/runtime/run_identity.hpp"
 #include "fedpp/runtime/threads.hpp"
 
 namespace fedpp {
@@ -87,10 +89,74 @@ void Simulation::build(const ClientHostFactory& make_host) {
   }
   cfg_.mark_used("deploy");  // one file drives both: the simulation ignores deploy.*
   cfg_.check_all_used();
-  loop_->open_results(data_->summary_json());
+  FEDPP_CHECK(opt_.checkpoint_every == 0 || !opt_.output_dir.empty(),
+              "output.checkpoint_every needs output.dir (or --out): checkpoints go to "
+              "<output.dir>/checkpoint");
+  fingerprint_ = run_identity(cfg_, /*with_fleet=*/true);
+}
+
+void Simulation::open_results(int64_t resumed_after) {
+  if (results_open_) return;
+  results_open_ = true;
+  if (resumed_after == 0 && !opt_.output_dir.empty() &&
+      std::filesystem::exists(checkpoint_dir())) {
+    spdlog::info("{}: removing the checkpoint of an earlier run in this folder (this run "
+                 "replaces it; `fedpp run --resume` would have continued it)",
+                 checkpoint_dir());
+    std::error_code ec;
+    std::filesystem::remove_all(checkpoint_dir(), ec);
+  }
+  loop_->open_results(data_->summary_json(), resumed_after);
+}
+
+void Simulation::resume() {
+  FEDPP_CHECK(!results_open_, "Simulation::resume() must come before the first round");
+  FEDPP_CHECK(!opt_.output_dir.empty(),
+              "--resume needs output.dir (or --out): the results folder of the run to continue, "
+              "which holds its checkpoint");
+  const std::string dir = checkpoint_dir();
+  auto ck = read_checkpoint(dir);
+  FEDPP_CHECK(ck, "--resume: no checkpoint in '" + dir + "': a run writes one every "
+                  "output.checkpoint_every rounds (0, the default, writes none); start without "
+                  "--resume");
+  const auto diff = identity_differences(fingerprint_, ck->fingerprint);
+  std::string keys;
+  for (const auto& d : diff) keys += (keys.empty() ? "" : "; ") + d;
+  FEDPP_CHECK(diff.empty(), "--resume: this config differs from the run checkpointed in '" + dir +
+                                "' (" + keys + "); resume with the run's config, or start "
+                                "without --resume");
+  FEDPP_CHECK(ck->round >= 1 && ck->round < opt_.rounds &&
+                  static_cast<int64_t>(ck->rows.size()) == ck->round,
+              "--resume: the checkpoint in '" + dir + "' is of round " +
+                  std::to_string(ck->round) + " with " + std::to_string(ck->rows.size()) +
+                  " result rows, not a round before the last (" + std::to_string(opt_.rounds) +
+                  "): delete it to start over");
+  server().load_state(ck->state);
+  if (!ck->clients.empty()) clients_->load_states(dir + "/" + ck->clients);
+  open_results(ck->round);
+  loop_->restore_results(ck->rows);
+  rows_ = std::move(ck->rows);
+  next_round_ = ck->round + 1;
+  spdlog::info("resuming after round {} of {} from {}", ck->round, opt_.rounds, dir);
+}
+
+void Simulation::checkpoint(int64_t round) {
+  Checkpoint c;
+  c.round = round;
+  c.run_id = "simulation";
+  c.fingerprint = fingerprint_;
+  c.state = server().save_state();
+  c.rows = rows_;
+  c.clients = "clients_" + std::to_string(round);
+  const std::string clients_dir = checkpoint_dir() + "/" + c.clients;
+  std::error_code ec;
+  std::filesystem::remove_all(clients_dir, ec);  // no file of an earlier attempt survives
+  clients_->save_states(clients_dir);
+  write_checkpoint(checkpoint_dir(), c);
 }
 
 Row Simulation::run_round(int64_t round) {
+  open_results(0);
   auto tasks = loop_->begin_round(round);
   std::vector<std::string> replies = clients_->fit(round, tasks);
   // In simulation every reply comes from fedpp's own client code: a rejected one is a bug (or a
@@ -108,6 +174,10 @@ Row Simulation::run_round(int64_t round) {
     loop_->end_eval(&row);
   }
   row = loop_->record(std::move(row));
+  rows_.push_back(row);
+  next_round_ = round + 1;
+  if (opt_.checkpoint_every > 0 && round % opt_.checkpoint_every == 0 && round < opt_.rounds)
+    checkpoint(round);
   if (round == opt_.rounds && opt_.save_client_models) save_client_models();
   return row;
 }
@@ -142,9 +212,8 @@ void Simulation::save_client_models() {
 }
 
 std::vector<Row> Simulation::run() {
-  std::vector<Row> rows;
-  for (int64_t r = 1; r <= opt_.rounds; ++r) rows.push_back(run_round(r));
-  return rows;
+  for (int64_t r = next_round_; r <= opt_.rounds; ++r) run_round(r);
+  return rows_;
 }
 
 }  // namespace fedpp

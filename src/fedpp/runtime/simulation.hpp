@@ -4,6 +4,12 @@
 // threads (one ClientAlgorithm each) with their private state kept between rounds in a
 // StateStore. Messages cross as encoded wire bytes, so lossy codecs act and bytes are real.
 //
+// Checkpoints: with output.checkpoint_every = k, every k-th round (not the last) writes the
+// server's state and every client's private state into output.dir/checkpoint
+// (runtime/checkpoint.hpp); resume() (`fedpp run CONFIG --resume`) continues from there and gives
+// the metrics of a run that was never stopped. A run started without resume() replaces the
+// checkpoint of an earlier run in its folder.
+//
 // Config keys: those of RunOptions (server_loop.hpp), runtime.workers, runtime.threads,
 // runtime.state (memory|disk), runtime.state_dir, fleet.* (a simulated device fleet and clock:
 // runtime/fleet.hpp), plus the data.*, model.*, train.* and algorithm keys that the components
@@ -41,7 +47,11 @@ class Simulation {
   Simulation(Config cfg, std::shared_ptr<const FederatedData> data, ClientHostFactory make_host);
   ~Simulation();
 
-  // Runs all rounds; returns the results rows (one per round).
+  // Continues the run in output.dir from its checkpoint: the server's and clients' state and
+  // the rows of the rounds done. Call before any round. Throws fedpp::Error when there is no
+  // checkpoint, it is corrupt, or it is of a run with other run-defining keys (named).
+  void resume();
+  // Runs the remaining rounds; returns the results rows of every round (restored ones included).
   std::vector<Row> run();
   // Runs one round (1-based) and returns its row.
   Row run_round(int64_t round);
@@ -57,6 +67,11 @@ class Simulation {
   // output.save_client_models: every client's personalised model into output.dir/client_models
   // (client_<id>.pt and index.json: client, zoo model, file).
   void save_client_models();
+  // Opens the results folder (once, before the first round; resumed_after > 0 when resuming).
+  void open_results(int64_t resumed_after);
+  // Writes the checkpoint after `round` into checkpoint_dir().
+  void checkpoint(int64_t round);
+  std::string checkpoint_dir() const { return opt_.output_dir + "/checkpoint"; }
 
   Config cfg_;
   std::shared_ptr<const FederatedData> data_;
@@ -64,6 +79,10 @@ class Simulation {
   std::unique_ptr<ServerLoop> loop_;
   std::unique_ptr<ClientHost> clients_;
   ClientPool* pool_ = nullptr;  // clients_ when it is a ClientPool
+  std::string fingerprint_;     // run_identity with fleet.*: what a resume must match
+  bool results_open_ = false;
+  int64_t next_round_ = 1;
+  std::vector<Row> rows_;       // rows of the rounds done
 };
 
 // Loads data.* from the config and partitions it (the seed comes from key `seed`).
