@@ -25,6 +25,8 @@ A grid file (TOML; experiments/*.toml hold the project's):
     name = "fedmoe"
     config = "configs/fedmoe_fmnist_pat.toml"   # optional, else the grid's
     set = ['algorithm.name="fedmoe"']           # optional
+    seeds = [1]                                 # optional: a subset of the grid's seeds (e.g.
+                                                # the rejected rates of a short sweep)
 
 Runs go one after another, seed by seed (every arm and point of seed 1 first), so a grid stopped
 part-way already compares all arms. Each run is `fedpp run CONFIG --set ...` into
@@ -57,7 +59,7 @@ import tomllib
 
 GRID_KEYS = {"name", "seeds", "config", "set", "metric", "target", "last", "title", "grid", "arm",
              "note", "reference", "split_bytes"}
-ARM_KEYS = {"name", "config", "set"}
+ARM_KEYS = {"name", "config", "set", "seeds"}
 KEEP = ("metrics.csv", "config.toml")
 
 
@@ -104,6 +106,11 @@ def load_grid(path):
         if a["name"] in names:
             die(f"arm name '{a['name']}' appears twice in {path}")
         names.add(a["name"])
+        arm_seeds = a.get("seeds", seeds)
+        if not isinstance(arm_seeds, list) or not arm_seeds or \
+                not all(isinstance(x, int) and x in seeds for x in arm_seeds):
+            die(f"seeds of arm '{a['name']}' in {path} must be a non-empty list of the grid's "
+                f"seeds ({seeds})")
         if not a.get("config", g.get("config")):
             die(f"arm '{a['name']}' has no config and the grid sets no default config")
     grid = g.get("grid", {})
@@ -126,6 +133,8 @@ def runs_of(g, root):
     out = []
     for seed in g["seeds"]:
         for arm in g["arm"]:
+            if seed not in arm.get("seeds", g["seeds"]):
+                continue
             for p in points:
                 label = ",".join([arm["name"]] + [f"{k}={toml_value(v).strip(chr(34))}" for k, v in p.items()])
                 sets = list(g["set"]) + list(arm.get("set", [])) + \

@@ -4,6 +4,7 @@
 - a grid runs every arm x point x seed and writes only the small result files;
 - killed in the middle of a run, it resumes without redoing finished runs and leaves no partial
   folder; the summary regenerated from results/ is byte-identical;
+- an arm with its own seeds (a subset of the grid's) runs only those;
 - a grid naming an unknown key or method fails before any run starts, naming it.
 """
 import os
@@ -52,6 +53,10 @@ name = "fedavg"
 [[arm]]
 name = "fedprox"
 set = ['algorithm.name="fedprox"', 'fedprox.mu=0.1']
+[[arm]]
+name = "fedprox_mu1"
+seeds = [1]
+set = ['algorithm.name="fedprox"', 'fedprox.mu=1.0']
 """
 
 
@@ -119,6 +124,10 @@ def main():
         summary_csv = read(os.path.join(exp, "summary.csv"))
         check(b"| fedavg,train.lr=0.05 | 2/2 | 4 |" in summary, summary.decode())
         check(b"| fedprox,train.lr=0.05 | 2/2 | 4 |" in summary, summary.decode())
+        # An arm with seeds = [1] runs seed 1 only, and the summary counts it of 1.
+        mu1 = os.path.join(exp, "fedprox_mu1,train.lr=0.05")
+        check(sorted(os.listdir(mu1)) == ["seed1"], f"arm seeds ignored: {os.listdir(mu1)}")
+        check(b"| fedprox_mu1,train.lr=0.05 | 1/1 | 4 |" in summary, summary.decode())
         check("Δ vs fedavg,train.lr=0.05" in summary.decode(), "no paired difference column")
         check("| fedavg,train.lr=0.05 | 2/2 | 4 |" in summary.decode() and
               "+0.00 ± 0.00" in summary.decode(), "the reference's difference to itself is not 0")
@@ -159,6 +168,11 @@ def main():
             check(not os.path.exists(bad_dir) or not any(
                 n.startswith("seed") for _, ds, _ in os.walk(bad_dir) for n in ds),
                 "a run started before validation failed")
+        with open(os.path.join(tmp, "armseed.toml"), "w") as f:
+            f.write(GRID.format(base=base).replace("seeds = [1]\n", "seeds = [3]\n"))
+        r = sweep(fedpp, os.path.join(tmp, "armseed.toml"), results)
+        check(r.returncode == 2 and "fedprox_mu1" in r.stderr,
+              f"an arm seed outside the grid's not refused: {r.stderr}")
         with open(os.path.join(tmp, "typo.toml"), "w") as f:
             f.write(GRID.format(base=base).replace("seeds =", "seed ="))
         r = sweep(fedpp, os.path.join(tmp, "typo.toml"), results)
