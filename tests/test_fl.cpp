@@ -2,7 +2,8 @@
 
 #include <filesystem>
 
-#include "fedpp/algorithms/fedavg.hpp"
+#include "fedpp/algorithms/common/averaging.hpp"
+#include "fedpp/algorithms/common/global_model.hpp"
 #include "fedpp/codec/codec.hpp"
 #include "fedpp/core/error.hpp"
 #include "fedpp/fl/wire.hpp"

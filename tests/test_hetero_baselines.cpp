@@ -3,6 +3,7 @@
 
 #include "fedpp/algorithms/fedgh.hpp"
 #include "fedpp/algorithms/hetero.hpp"
+#include "fedpp/algorithms/common/heads.hpp"
 #include "fedpp/algorithms/lgfedavg.hpp"
 #include "fedpp/algorithms/standalone.hpp"
 #include "fedpp/core/config.hpp"

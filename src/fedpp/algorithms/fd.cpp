@@ -52,11 +52,8 @@ Message FdClient::fit(const Message& in, ClientContext& ctx) {
 }
 
 Message FdClient::evaluate(const Message&, ClientContext& ctx) {
-  Model& model = cache_.get(model_of(models_, ctx.client_id), ctx.client_id, *ctx.state, kPrefix);
-  model.eval();
-  return evaluation_reply(evaluate_logits(ctx.data->test, [&](const torch::Tensor& x) {
-    return model.forward(x.to(ctx.device)).cpu();
-  }));
+  return evaluate_reply(
+      cache_.get(model_of(models_, ctx.client_id), ctx.client_id, *ctx.state, kPrefix), ctx);
 }
 
 std::optional<ExportedModel> FdClient::personal_model(int64_t client_id,

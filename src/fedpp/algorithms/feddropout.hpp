@@ -16,7 +16,7 @@
 #include <map>
 #include <utility>
 
-#include "fedpp/algorithms/fedavg.hpp"
+#include "fedpp/algorithms/common/global_model.hpp"
 #include "fedpp/algorithms/submodel.hpp"
 
 namespace fedpp {

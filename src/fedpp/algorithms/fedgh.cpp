@@ -1,6 +1,6 @@
 #include "fedpp/algorithms/fedgh.hpp"
 
-#include "fedpp/algorithms/lgfedavg.hpp"
+#include "fedpp/algorithms/common/heads.hpp"
 #include "fedpp/core/error.hpp"
 #include "fedpp/core/seed.hpp"
 

@@ -1,6 +1,5 @@
 #include "fedpp/algorithms/fedkd.hpp"
 
-#include "fedpp/algorithms/fedavg.hpp"
 #include "fedpp/core/error.hpp"
 
 namespace fedpp {
@@ -174,11 +173,8 @@ Message FedKdClient::fit(const Message& in, ClientContext& ctx) {
 }
 
 Message FedKdClient::evaluate(const Message&, ClientContext& ctx) {
-  Model& teacher = cache_.get(model_of(models_, ctx.client_id), ctx.client_id, *ctx.state, kPrefix);
-  teacher.eval();
-  return evaluation_reply(evaluate_logits(ctx.data->test, [&](const torch::Tensor& x) {
-    return teacher.forward(x.to(ctx.device)).cpu();
-  }));
+  return evaluate_reply(  // the private (teacher) model
+      cache_.get(model_of(models_, ctx.client_id), ctx.client_id, *ctx.state, kPrefix), ctx);
 }
 
 // The private (teacher) model: the one a FedKD client is evaluated with.

@@ -33,8 +33,8 @@
 #include <string>
 #include <vector>
 
+#include "fedpp/algorithms/common/averaging.hpp"  // SharedModelServer
 #include "fedpp/algorithms/distill.hpp"
-#include "fedpp/algorithms/fml.hpp"
 #include "fedpp/algorithms/hetero.hpp"
 
 namespace fedpp {

@@ -2,7 +2,6 @@
 
 #include <set>
 
-#include "fedpp/algorithms/fedavg.hpp"
 #include "fedpp/core/error.hpp"
 #include "fedpp/core/seed.hpp"
 
@@ -165,8 +164,6 @@ ClientOptions read_client_options(const Config& cfg) {
   return o;
 }
 
-std::vector<std::string> names_of(const NamedTensors& t) { return t.names(); }
-
 void check_expert(const NamedTensors& got, const std::vector<std::string>& want,
                   const std::string& what) {
   FEDPP_CHECK(got.names() == want, what + " does not hold the global expert's tensors (" +
@@ -178,42 +175,21 @@ void check_expert(const NamedTensors& got, const std::vector<std::string>& want,
 
 }  // namespace
 
-FedMoeServer::FedMoeServer(const AlgorithmSetup& setup) {
+namespace {
+NamedTensors initial_expert(const AlgorithmSetup& setup) {
   auto models = client_models(setup.cfg, setup.num_clients);
   auto g = make_global_expert(setup, models, derive_seed(setup.seed, Purpose::kInit, {0}));
-  global_ = feature_state(*g.model).clone();
+  return feature_state(*g.model).clone();
+}
+}  // namespace
+
+FedMoeServer::FedMoeServer(const AlgorithmSetup& setup)
+    : AveragingServer(initial_expert(setup), "the global expert (fedmoe.global_expert)") {
   read_client_options(setup.cfg);  // validated here too, so a server-only process accepts them
 }
 
-Message FedMoeServer::configure_fit(int64_t, int64_t) {
-  Message m;
-  m.tensors = global_;
-  return m;
-}
-
-void FedMoeServer::aggregate(int64_t, const std::vector<Reply>& replies) {
-  if (replies.empty()) return;
-  global_ = weighted_average(replies, global_);
-}
-
-std::optional<Message> FedMoeServer::configure_evaluate(int64_t, int64_t) {
-  Message m;
-  m.tensors = global_;
-  return m;
-}
-
-Message FedMoeServer::save_state() const {
-  Message m;
-  m.tensors = global_;
-  return m;
-}
-
-void FedMoeServer::load_state(const Message& state) {
-  check_expert(state.tensors, names_of(global_), "the checkpoint");
-  for (const auto& [name, t] : global_)
-    FEDPP_CHECK(state.tensors.at(name).sizes() == t.sizes(),
-                "checkpoint tensor '" + name + "' has another shape than the global expert");
-  global_ = state.tensors.clone();
+std::optional<Message> FedMoeServer::configure_evaluate(int64_t round, int64_t client_id) {
+  return configure_fit(round, client_id);
 }
 
 FedMoeClient::FedMoeClient(const AlgorithmSetup& setup)

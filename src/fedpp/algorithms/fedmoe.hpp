@@ -6,7 +6,7 @@
 // input -> norm -> Linear(d, m) -> Sigmoid -> Linear(m, 2) -> Softmax, head P_k = its own
 // model's head. r = a_g * G(x) + a_l * F_k(x); logits = P_k(r). All four are trained together
 // on one cross-entropy loss (train.*; optional fedmoe.gate_lr). Only G's feature tensors and
-// num_samples travel up; the server averages G by sample count. F_k, P_k and H_k stay in the
+// num_samples travel up; the server averages G by sample count (AveragingServer). F_k, P_k and H_k stay in the
 // client's ClientState (prefixes "local." and "gate.").
 //
 // Config keys: fedmoe.global_expert (zoo name; its feature_dim must equal every client model's),
@@ -23,6 +23,7 @@
 #include <memory>
 #include <string>
 
+#include "fedpp/algorithms/common/averaging.hpp"
 #include "fedpp/algorithms/hetero.hpp"
 #include "fedpp/fl/training.hpp"
 
@@ -80,18 +81,12 @@ struct MoeForward {
   torch::Tensor operator()(const torch::Tensor& x, torch::Tensor* w_out = nullptr) const;
 };
 
-class FedMoeServer : public ServerAlgorithm {
+class FedMoeServer : public AveragingServer {
  public:
   explicit FedMoeServer(const AlgorithmSetup& setup);
-  Message configure_fit(int64_t round, int64_t client_id) override;
-  void aggregate(int64_t round, const std::vector<Reply>& replies) override;
+  // Personalised evaluation: each client mixes the current G with its private parts.
   std::optional<Message> configure_evaluate(int64_t round, int64_t client_id) override;
-  Message save_state() const override;
-  void load_state(const Message& state) override;
-  const NamedTensors& global_expert() const { return global_; }
-
- private:
-  NamedTensors global_;  // G's feature-extractor tensors (owned)
+  const NamedTensors& global_expert() const { return global_; }  // G's feature tensors
 };
 
 class FedMoeClient : public ClientAlgorithm {

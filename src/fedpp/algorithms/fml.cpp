@@ -1,6 +1,5 @@
 #include "fedpp/algorithms/fml.hpp"
 
-#include "fedpp/algorithms/fedavg.hpp"
 #include "fedpp/core/error.hpp"
 #include "fedpp/core/seed.hpp"
 
@@ -9,43 +8,6 @@ namespace fedpp {
 namespace {
 constexpr const char* kPrefix = "model.";
 }  // namespace
-
-SharedModelServer::SharedModelServer(const AlgorithmSetup& setup, const std::string& model_key)
-    : model_name_(setup.cfg.get_choice(model_key, "cnn5", model_names())) {
-  client_models(setup.cfg, setup.num_clients);  // validates hetero.* before training
-  auto model = make_model_seeded(model_name_, setup.spec,
-                                 derive_seed(setup.seed, Purpose::kInit, {0}));
-  global_ = module_state(*model).clone();
-}
-
-Message SharedModelServer::configure_fit(int64_t, int64_t) {
-  Message m;
-  m.tensors = global_;
-  return m;
-}
-
-void SharedModelServer::aggregate(int64_t, const std::vector<Reply>& replies) {
-  if (replies.empty()) return;
-  global_ = weighted_average(replies, global_);
-}
-
-std::optional<Message> SharedModelServer::configure_evaluate(int64_t, int64_t) {
-  return Message{};
-}
-
-Message SharedModelServer::save_state() const {
-  Message m;
-  m.tensors = global_;
-  return m;
-}
-
-void SharedModelServer::load_state(const Message& state) {
-  for (const auto& [name, t] : global_)
-    FEDPP_CHECK(state.tensors.contains(name) && state.tensors.at(name).sizes() == t.sizes(),
-                "checkpoint does not match shared model '" + model_name_ + "' (tensor '" + name +
-                    "')");
-  global_ = state.tensors.clone();
-}
 
 FmlClient::FmlClient(const AlgorithmSetup& setup)
     : train_(TrainOptions::from_config(setup.cfg)),
@@ -89,11 +51,8 @@ Message FmlClient::fit(const Message& in, ClientContext& ctx) {
 }
 
 Message FmlClient::evaluate(const Message&, ClientContext& ctx) {
-  Model& priv = cache_.get(model_of(models_, ctx.client_id), ctx.client_id, *ctx.state, kPrefix);
-  priv.eval();
-  return evaluation_reply(evaluate_logits(ctx.data->test, [&](const torch::Tensor& x) {
-    return priv.forward(x.to(ctx.device)).cpu();
-  }));
+  return evaluate_reply(
+      cache_.get(model_of(models_, ctx.client_id), ctx.client_id, *ctx.state, kPrefix), ctx);
 }
 
 std::optional<ExportedModel> FmlClient::personal_model(int64_t client_id,

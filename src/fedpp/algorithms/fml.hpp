@@ -23,29 +23,11 @@
 #include <string>
 #include <vector>
 
+#include "fedpp/algorithms/common/averaging.hpp"  // SharedModelServer, FML's server
 #include "fedpp/algorithms/distill.hpp"
 #include "fedpp/algorithms/hetero.hpp"
 
 namespace fedpp {
-
-// The server of FML and FedKD: holds the shared homogeneous model (zoo model named by config key
-// `model_key`, default cnn5), initialised from derive_seed(run seed, kInit, {0}); sends it to
-// every sampled client and sets it to the sample-weighted average of the returned models.
-// Personalised evaluation gets an empty message; there is no global evaluation.
-class SharedModelServer : public ServerAlgorithm {
- public:
-  SharedModelServer(const AlgorithmSetup& setup, const std::string& model_key);
-  Message configure_fit(int64_t round, int64_t client_id) override;
-  void aggregate(int64_t round, const std::vector<Reply>& replies) override;
-  std::optional<Message> configure_evaluate(int64_t round, int64_t client_id) override;
-  Message save_state() const override;
-  void load_state(const Message& state) override;
-  const NamedTensors& global() const { return global_; }
-
- protected:
-  std::string model_name_;
-  NamedTensors global_;  // the shared model's weights (owned)
-};
 
 class FmlClient : public ClientAlgorithm {
  public:
