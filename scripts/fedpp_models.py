@@ -15,6 +15,16 @@ The modules below have the same tensor names, shapes and forward pass as fedpp's
 Inputs are what fedpp feeds its models: pixel values / 255, then normalised per channel with
 the mean and standard deviation of the run's training data (src/fedpp/data/loaders.cpp).
 A model trained in PyTorch with these modules starts a fedpp run with model.init = "file.pt".
+
+Personalised client models (output.save_client_models) are listed in client_models/index.json;
+build_exported(entry) builds the module of one entry: a zoo model, or FedMoE's mixture
+(model "fedmoe": the global expert's feature extractor, the client's own model and the gate):
+
+    entry = json.load(open("runs/x/client_models/index.json"))[0]
+    model = build_exported(entry, in_shape=(1, 28, 28), classes=10)
+    model.load_state_dict(torch.load("runs/x/client_models/" + entry["file"]))
+
+`fedpp data CONFIG --client K --out k.pt` writes that client's splits as fedpp feeds them.
 """
 import torch
 import torch.nn as nn
@@ -36,7 +46,7 @@ class ConvNet(nn.Module):
     """5x5 convs (each ReLU then 2x2 max-pool), flatten, hidden FCs with ReLU, a linear head.
     Tensors: conv1, conv2, ..., fc1, fc2, ... (the last fc is the head)."""
 
-    def __init__(self, in_shape, classes, conv_channels, same_padding, hidden):
+    def __init__(self, in_shape, classes, conv_channels, same_padding, hidden, with_head=True):
         super().__init__()
         c, h, w = in_shape
         pad = 2 if same_padding else 0
@@ -46,7 +56,7 @@ class ConvNet(nn.Module):
             c, h, w = out, (h + 2 * pad - 4) // 2, (w + 2 * pad - 4) // 2
         widths = [c * h * w, *hidden, classes]
         self.n_fc = len(widths) - 1
-        for i in range(self.n_fc):
+        for i in range(self.n_fc if with_head else self.n_fc - 1):  # FedMoE's G has no head
             setattr(self, f"fc{i + 1}", nn.Linear(widths[i], widths[i + 1]))
 
     def features(self, x):
@@ -64,9 +74,67 @@ class ConvNet(nn.Module):
         return self.head(self.features(x))
 
 
-def build(name, in_shape=(1, 28, 28), classes=10):
+def build(name, in_shape=(1, 28, 28), classes=10, with_head=True):
     """The zoo model `name` (fedavg_cnn, cnn1..cnn5, mlp) for inputs `in_shape` = (C, H, W)."""
     if name not in CONFIGS:
         raise ValueError(f"no PyTorch definition for zoo model '{name}' here; known: {sorted(CONFIGS)}")
     convs, same, hidden = CONFIGS[name]
-    return ConvNet(in_shape, classes, convs, same, hidden)
+    return ConvNet(in_shape, classes, convs, same, hidden, with_head)
+
+
+class MoeGate(nn.Module):
+    """FedMoE's gate H_k (src/fedpp/algorithms/fedmoe.hpp): flatten, norm, Linear(d, hidden),
+    sigmoid, Linear(hidden, 2), softmax -> (a_g, a_l) per sample. Tensors: norm, fc1, fc2."""
+
+    def __init__(self, in_shape, hidden, norm):
+        super().__init__()
+        d = 1
+        for n in in_shape:
+            d *= n
+        if norm == "layernorm":
+            self.norm = nn.LayerNorm(d)
+        elif norm == "batchnorm":
+            self.norm = nn.BatchNorm1d(d)
+        elif norm == "none":
+            self.norm = None
+        else:
+            raise ValueError(f"fedmoe.gate_norm = '{norm}' has no PyTorch definition here "
+                             "(layernorm, batchnorm and none do)")
+        self.fc1 = nn.Linear(d, hidden)
+        self.fc2 = nn.Linear(hidden, 2)
+
+    def forward(self, x):
+        x = torch.flatten(x, 1)
+        if self.norm is not None:
+            x = self.norm(x)
+        return torch.softmax(self.fc2(torch.sigmoid(self.fc1(x))), 1)
+
+
+class FedMoE(nn.Module):
+    """A FedMoE client's model: logits = local.head(a_g * global.features(x) + a_l *
+    local.features(x)), (a_g, a_l) from the gate (mix "gate") or fixed by the mix (fixed: 0.5 each,
+    local_only: (0, 1), global_only: (1, 0)). Tensors: global.*, local.*, gate.*."""
+
+    def __init__(self, parts, in_shape, classes):
+        super().__init__()
+        self.mix = parts["mix"]
+        self.add_module("global", build(parts["global_expert"], in_shape, classes, with_head=False))
+        self.local = build(parts["local"], in_shape, classes)
+        self.gate = MoeGate(in_shape, int(parts["gate_hidden"]), parts["gate_norm"])
+
+    def forward(self, x):
+        fixed = {"fixed": 0.5, "local_only": 0.0, "global_only": 1.0}
+        if self.mix == "gate":
+            w = self.gate(x)
+        else:
+            ag = fixed[self.mix]
+            w = torch.tensor([ag, 1.0 - ag], dtype=x.dtype).expand(x.shape[0], 2)
+        r = w[:, 0:1] * getattr(self, "global").features(x) + w[:, 1:2] * self.local.features(x)
+        return self.local.head(r)
+
+
+def build_exported(entry, in_shape=(1, 28, 28), classes=10):
+    """The module of one client_models/index.json entry (a zoo model, or "fedmoe")."""
+    if entry["model"] == "fedmoe":
+        return FedMoE(entry, in_shape, classes)
+    return build(entry["model"], in_shape, classes)

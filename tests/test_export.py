@@ -17,7 +17,7 @@ except ImportError:
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "scripts"))
-from fedpp_models import build  # noqa: E402
+from fedpp_models import build, build_exported  # noqa: E402
 
 CONFIG = """seed = 4
 rounds = 1
@@ -120,7 +120,47 @@ def main():
                 ours = model(x)
             if not torch.allclose(ours, theirs, rtol=1e-4, atol=1e-5):
                 raise AssertionError(f"client {e['client']}: PyTorch logits differ from fedpp's")
-    print("export: PyTorch reads fedpp's models and fedpp reads PyTorch's")
+        # FedMoE: each client's mixture (the final global expert, its own model and gate) loads
+        # into the PyTorch FedMoE module and scores the client's test split (fedpp data) exactly
+        # as fedpp's last personalised evaluation did.
+        cfg = os.path.join(tmp, "fedmoe.toml")
+        with open(cfg, "w") as f:
+            f.write(CONFIG.format(model="mlp").replace(
+                '[model]\nname = "mlp"', '[algorithm]\nname = "fedmoe"'))
+        out = os.path.join(tmp, "fedmoe")
+        # The gate starts leaning to the local expert (a_l near 0.9), so that a module mixing
+        # the experts the wrong way round scores differently.
+        run(fedpp, "run", cfg, "--out", out, "--set", "rounds=2", "--set",
+            "output.save_client_models=true", "--set", "fedmoe.gate_init_local=0.9")
+        with open(os.path.join(out, "client_models", "index.json")) as f:
+            index = json.load(f)
+        with open(os.path.join(out, "clients.jsonl")) as f:
+            last = [json.loads(line) for line in f][-1]
+        reported = {c["client"]: c["accuracy"] for c in last["clients"]}
+        gate = {c["client"]: c["gate_global_weight"] for c in last["clients"]}
+        if [e["model"] for e in index] != ["fedmoe", "fedmoe"] or len(reported) != 2:
+            raise AssertionError(f"FedMoE client models: index {index}, evaluation {last}")
+        for e in index:
+            model = build_exported(e, (1, 28, 28), 4)
+            model.load_state_dict(torch.load(os.path.join(out, "client_models", e["file"])))
+            model.eval()
+            split = os.path.join(tmp, f"client{e['client']}.pt")
+            run(fedpp, "data", cfg, "--client", str(e["client"]), "--out", split)
+            d = torch.load(split)
+            with torch.no_grad():
+                acc = (model(d["test_x"]).argmax(1) == d["test_y"]).double().mean().item()
+                a_g = model.gate(d["test_x"])[:, 0].double().mean().item()
+            if abs(a_g - gate[e["client"]]) > 1e-5:
+                raise AssertionError(f"FedMoE client {e['client']}: mean gate weight of the "
+                                     f"global expert {a_g} in PyTorch, {gate[e['client']]} "
+                                     "in fedpp")
+            if abs(acc - reported[e["client"]]) > 1e-12 or len(d["test_y"]) == 0:
+                raise AssertionError(f"FedMoE client {e['client']} ({e['local']} + "
+                                     f"{e['global_expert']}): PyTorch accuracy {acc} on "
+                                     f"{len(d['test_y'])} images, fedpp reported "
+                                     f"{reported[e['client']]}")
+    print("export: PyTorch reads fedpp's models (FedAvg, Standalone, FedMoE) and fedpp reads "
+          "PyTorch's")
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ Message FdClient::evaluate(const Message&, ClientContext& ctx) {
 }
 
 std::optional<ExportedModel> FdClient::personal_model(int64_t client_id,
-                                                      const ClientState& state) const {
+    const ClientState& state, const Message&) const {
   return export_private(model_of(models_, client_id), state, kPrefix);
 }
 

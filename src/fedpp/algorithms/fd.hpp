@@ -34,8 +34,8 @@ class FdClient : public ClientAlgorithm {
   explicit FdClient(const AlgorithmSetup& setup);
   Message fit(const Message& in, ClientContext& ctx) override;
   Message evaluate(const Message& in, ClientContext& ctx) override;
-  std::optional<ExportedModel> personal_model(int64_t client_id,
-                                              const ClientState& state) const override;
+  std::optional<ExportedModel> personal_model(int64_t client_id, const ClientState& state,
+                                              const Message&) const override;
 
  private:
   TrainOptions train_;

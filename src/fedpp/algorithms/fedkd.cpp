@@ -179,7 +179,7 @@ Message FedKdClient::evaluate(const Message&, ClientContext& ctx) {
 
 // The private (teacher) model: the one a FedKD client is evaluated with.
 std::optional<ExportedModel> FedKdClient::personal_model(int64_t client_id,
-                                                         const ClientState& state) const {
+    const ClientState& state, const Message&) const {
   return export_private(model_of(models_, client_id), state, kPrefix);
 }
 

@@ -307,6 +307,26 @@ Message FedMoeClient::evaluate(const Message& in, ClientContext& ctx) {
   return out;
 }
 
+std::optional<ExportedModel> FedMoeClient::personal_model(int64_t client_id,
+                                                          const ClientState& state,
+                                                          const Message& shared) const {
+  if (!has_private(state, "local.") || shared.tensors.empty()) return std::nullopt;
+  check_expert(shared.tensors, global_names_, "the server's evaluation message");
+  ExportedModel out;
+  out.model = "fedmoe";
+  out.tensors = shared.tensors.add_prefix("global.");
+  for (const char* prefix : {"local.", "gate."})
+    for (const auto& [name, t] : state.tensors.with_prefix(prefix, /*strip=*/false))
+      out.tensors.set(name, t);
+  static const char* kMix[] = {"gate", "fixed", "local_only", "global_only"};
+  out.parts = {{"global_expert", global_->model_name()},
+               {"local", model_of(models_, client_id)},
+               {"mix", kMix[static_cast<int>(mix_)]},
+               {"gate_norm", gate_norm_},
+               {"gate_hidden", std::to_string(gate_hidden_)}};
+  return out;
+}
+
 AlgorithmInfo fedmoe_info() {
   return {"fedmoe",
           "FedMoE: private heterogeneous expert + shared global expert mixed by a per-sample gate",

@@ -94,6 +94,13 @@ class FedMoeClient : public ClientAlgorithm {
   explicit FedMoeClient(const AlgorithmSetup& setup);
   Message fit(const Message& in, ClientContext& ctx) override;
   Message evaluate(const Message& in, ClientContext& ctx) override;
+  // The client's MoE as a composite "fedmoe" model: tensors "global." (G's feature tensors, from
+  // `shared`: the server's evaluation message), "local." (F_k and P_k: the client's zoo model)
+  // and "gate." (H_k); parts name global_expert, local (zoo models), mix, gate_norm and
+  // gate_hidden. nullopt when the client never trained or `shared` holds no global expert.
+  // scripts/fedpp_models.py builds the PyTorch module (docs/models.md).
+  std::optional<ExportedModel> personal_model(int64_t client_id, const ClientState& state,
+                                              const Message& shared) const override;
 
  private:
   // The client's mixture with G from `in` and private parts from ctx.state (or fresh).

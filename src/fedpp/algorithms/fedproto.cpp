@@ -91,7 +91,7 @@ Message FedProtoClient::evaluate(const Message& in, ClientContext& ctx) {
 // The private model with its own head (prototype inference, fedproto.prototype_inference, is
 // not part of the exported module).
 std::optional<ExportedModel> FedProtoClient::personal_model(int64_t client_id,
-                                                            const ClientState& state) const {
+    const ClientState& state, const Message&) const {
   return export_private(model_of(models_, client_id), state, kPrefix);
 }
 

@@ -56,7 +56,7 @@ Message FmlClient::evaluate(const Message&, ClientContext& ctx) {
 }
 
 std::optional<ExportedModel> FmlClient::personal_model(int64_t client_id,
-                                                       const ClientState& state) const {
+    const ClientState& state, const Message&) const {
   return export_private(model_of(models_, client_id), state, kPrefix);
 }
 

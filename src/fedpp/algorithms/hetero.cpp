@@ -57,7 +57,7 @@ void save_private(const torch::nn::Module& m, ClientState& state, const std::str
 std::optional<ExportedModel> export_private(const std::string& name, const ClientState& state,
                                             const std::string& prefix) {
   if (!has_private(state, prefix)) return std::nullopt;
-  return ExportedModel{name, state.tensors.with_prefix(prefix, /*strip=*/true)};
+  return ExportedModel{name, state.tensors.with_prefix(prefix, /*strip=*/true), {}};
 }
 
 void load_private(torch::nn::Module& m, const ClientState& state, const std::string& prefix) {

@@ -29,7 +29,7 @@ Message StandaloneClient::evaluate(const Message&, ClientContext& ctx) {
 }
 
 std::optional<ExportedModel> StandaloneClient::personal_model(int64_t client_id,
-                                                              const ClientState& state) const {
+    const ClientState& state, const Message&) const {
   return export_private(model_of(models_, client_id), state, "model.");
 }
 

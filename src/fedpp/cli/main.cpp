@@ -104,6 +104,38 @@ int cmd_eval(const std::string& model_path, const std::string& config_path,
   return 0;
 }
 
+// fedpp data: the tensors fedpp feeds the models, for analysis outside fedpp (e.g. scoring an
+// exported personalised model in PyTorch): one client's train and test splits, or the global
+// test set, as a dict of tensors that torch.load reads (x: float [N, C, H, W] after fedpp's
+// normalisation, y: int64 [N]).
+int cmd_data(const std::string& config_path, const std::vector<std::string>& sets,
+             int64_t client, const std::string& out) {
+  auto cfg = fedpp::Config::from_file(config_path);
+  for (const auto& s : sets) cfg.set(s);
+  auto data = fedpp::load_federated_data(cfg);
+  fedpp::NamedTensors t;
+  if (client < 0) {
+    FEDPP_CHECK(data->global_test.size() > 0, "the config's data has no global test set: give "
+                                              "--client K for a client's splits");
+    t.set("test_x", data->global_test.x);
+    t.set("test_y", data->global_test.y);
+  } else {
+    const auto n = static_cast<int64_t>(data->clients.size());
+    FEDPP_CHECK(client < n, "--client " + std::to_string(client) + " is out of range: the " +
+                                "config's partition has clients 0.." + std::to_string(n - 1));
+    const auto& c = data->clients[static_cast<size_t>(client)];
+    t.set("train_x", c.train.x);
+    t.set("train_y", c.train.y);
+    t.set("test_x", c.test.x);
+    t.set("test_y", c.test.y);
+  }
+  fedpp::save_state_dict(t, out);
+  const std::string what = client < 0 ? std::string("the global test set")
+                                       : "client " + std::to_string(client) + "'s splits";
+  std::printf("wrote %s of %s to %s\n", what.c_str(), config_path.c_str(), out.c_str());
+  return 0;
+}
+
 int cmd_models(const std::vector<int64_t>& shape, int64_t classes) {
   fedpp::ModelSpec spec{shape, classes};
   std::printf("%-18s %14s %16s  %s\n", "model", "parameters", "MACs/sample", "description");
@@ -141,6 +173,18 @@ int main(int argc, char** argv) {
                 "continue the run in output.dir (--out) from its last checkpoint "
                 "(output.checkpoint_every), with the config it was started with");
 
+  auto* data_cmd = app.add_subcommand(
+      "data", "Write the tensors fedpp trains and tests on (a client's splits or the global test "
+              "set) for torch.load");
+  std::string data_config, data_out;
+  std::vector<std::string> data_sets;
+  int64_t data_client = -1;
+  data_cmd->add_option("config", data_config, "experiment config (TOML)")->required();
+  data_cmd->add_option("--set", data_sets, "override a config key (repeatable)");
+  data_cmd->add_option("--client", data_client,
+                       "this client's train and test splits (default: the global test set)");
+  data_cmd->add_option("--out", data_out, "output file (.pt)")->required();
+
   auto* models = app.add_subcommand("models", "List the model zoo with sizes and costs");
   std::vector<int64_t> shape{1, 28, 28};
   int64_t classes = 10;
@@ -176,6 +220,7 @@ int main(int argc, char** argv) {
     }
     if (*run) return cmd_run(config_path, sets, out_dir, check_only, resume);
     if (*models) return cmd_models(shape, classes);
+    if (*data_cmd) return cmd_data(data_config, data_sets, data_client, data_out);
     if (*eval) return cmd_eval(eval_model, eval_config, eval_sets, eval_inputs, eval_logits);
     if (*algos) {
       for (const auto& n : fedpp::algorithm_names())

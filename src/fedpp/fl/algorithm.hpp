@@ -12,6 +12,17 @@
 // Messages cross through the codec pipeline and, in deployment, the network; an algorithm never
 // sees transport. Per-client private state (ClientState) lives with the client: the runtime
 // keeps it between rounds (in memory or on disk) and hands it back in the next context.
+//
+// Threading: a ServerAlgorithm is called by one thread at a time (the runtime's round thread).
+// A ClientAlgorithm object serves many clients, one call at a time: the simulation builds one
+// per worker thread and a deployed client one per process, so an implementation may keep
+// scratch modules (caches) but nothing client-specific between calls; what a client must keep
+// goes into its ClientState. Calls may run on any thread; LibTorch's intra-op threads are set by
+// the runtime (runtime/threads.hpp).
+// Errors: throw fedpp::Error for anything a user or a peer can cause (a config value, a message
+// that does not fit the method, a non-finite loss). The simulation stops the run with it; the
+// gRPC server rejects the offending reply (counted in `rejected`, with the reason) and a deployed
+// client reports the failed fit and carries on. Any other exception is a bug in fedpp.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -64,11 +75,13 @@ struct AlgorithmSetup {
   torch::Device device = torch::kCPU;
 };
 
-// A trained model as a zoo model's state dict: `model` names the zoo model (model.name) whose
-// module_state() has exactly these tensor names and shapes.
+// A trained model as a state dict: `model` names the zoo model (model.name) whose module_state()
+// has exactly these tensor names and shapes, or a composite that `parts` describes (e.g. FedMoE:
+// model "fedmoe" with its experts, gate and mix; docs/models.md gives the PyTorch module).
 struct ExportedModel {
   std::string model;
   NamedTensors tensors;
+  std::map<std::string, std::string> parts;  // composite models only: what builds the module
 };
 
 // A ClientAlgorithm serves many clients, one at a time: everything client-specific lives in the
@@ -83,12 +96,15 @@ class ClientAlgorithm {
   virtual Message fit(const Message& in, ClientContext& ctx) = 0;
   // Personalised evaluation on ctx.data->test; metrics "accuracy", "loss", "num_samples".
   virtual Message evaluate(const Message& in, ClientContext& ctx) = 0;
-  // The client's personalised model, built from its private state, as a zoo model's state dict
+  // The client's personalised model, built from its private state and `shared`, as a state dict
   // (written as client_models/client_<id>.pt with output.save_client_models), or nullopt when
-  // the method keeps no private model of its own or the client never trained.
-  virtual std::optional<ExportedModel> personal_model(int64_t client_id,
-                                                      const ClientState& state) const {
-    (void)client_id; (void)state;
+  // the method keeps no private model of its own or the client never trained. `shared` is what
+  // the server sends this client for evaluation after the last round (configure_evaluate; a
+  // deployed client: the last evaluation message it received; empty when there is none): the
+  // server's part of the model, e.g. FedMoE's global expert.
+  virtual std::optional<ExportedModel> personal_model(int64_t client_id, const ClientState& state,
+                                                      const Message& shared) const {
+    (void)client_id; (void)state; (void)shared;
     return std::nullopt;
   }
 };

@@ -88,12 +88,13 @@ std::vector<std::string> ClientPool::evaluate(int64_t round, const std::vector<T
   return answers;
 }
 
-std::vector<std::string> ClientPool::save_models(const std::vector<int64_t>& clients,
+std::vector<std::string> ClientPool::save_models(int64_t round, const std::vector<Task>& tasks,
                                                  const std::string& dir) {
-  std::vector<std::string> models;
-  for (int64_t c : clients)
-    models.push_back(runners_[0]->save_personal_model(c, states_->load(c), dir));
-  return models;
+  std::vector<std::string> entries;
+  for (const auto& t : tasks)
+    entries.push_back(
+        runners_[0]->save_personal_model(round, t.client, t.bytes, states_->load(t.client), dir));
+  return entries;
 }
 
 void ClientPool::save_states(const std::string& dir) {

@@ -29,9 +29,10 @@ class ClientHost {
   virtual std::vector<std::string> fit(int64_t round, const std::vector<Task>& tasks) = 0;
   // Personalised evaluation: one answer per task, "" for a client without test data.
   virtual std::vector<std::string> evaluate(int64_t round, const std::vector<Task>& tasks) = 0;
-  // Writes each client's personalised model as <dir>/client_<id>.pt; returns its zoo model name
-  // per client, "" where the method keeps none.
-  virtual std::vector<std::string> save_models(const std::vector<int64_t>& clients,
+  // Writes each task's client's personalised model as <dir>/client_<id>.pt, built with the task's
+  // message (ServerLoop::export_tasks of `round`); returns its index entry (JSON text) per task,
+  // "" where the method keeps none.
+  virtual std::vector<std::string> save_models(int64_t round, const std::vector<Task>& tasks,
                                                const std::string& dir) = 0;
   // Checkpointing (runtime/checkpoint.hpp): writes the private state of every client it hosts
   // that has one as <dir>/client_<id>.state, and reads them back (a client without a file gets
@@ -58,7 +59,7 @@ class ClientPool final : public ClientHost {
 
   std::vector<std::string> fit(int64_t round, const std::vector<Task>& tasks) override;
   std::vector<std::string> evaluate(int64_t round, const std::vector<Task>& tasks) override;
-  std::vector<std::string> save_models(const std::vector<int64_t>& clients,
+  std::vector<std::string> save_models(int64_t round, const std::vector<Task>& tasks,
                                        const std::string& dir) override;
   void save_states(const std::string& dir) override;
   void load_states(const std::string& dir) override;

@@ -46,6 +46,10 @@ struct FederationClient::Impl {
   std::string run_id;
   bool tls_hint_given = false;
   ClientStats stats;
+  // The newest evaluation task (round, bytes): the server's part of an exported personalised
+  // model (output.save_client_models), e.g. FedMoE's global expert.
+  int64_t last_eval_round = 0;
+  std::string last_eval_task;
 
   // Retry state: time of the last successful call and the current backoff.
   Clock::time_point last_ok = Clock::now();
@@ -270,6 +274,8 @@ struct FederationClient::Impl {
       return reply;
     }
     ++stats.evals;
+    last_eval_round = r;  // an exported personalised model is built with the newest one
+    last_eval_task = task;
     if (mine.test.size() == 0) return "";  // nothing to evaluate on: an empty reply says so
     ClientState state = load_state(newest(r, true));
     return runner->evaluate(r, c, task, mine, &state);
@@ -318,7 +324,9 @@ struct FederationClient::Impl {
         if (opt.save_client_models) {
           const auto dir = (base() / "client_models").string();
           const auto last = newest(std::numeric_limits<int64_t>::max(), true);
-          if (!runner->save_personal_model(jo.client_id, load_state(last), dir).empty())
+          if (!runner->save_personal_model(last_eval_round, jo.client_id, last_eval_task,
+                                           load_state(last), dir)
+                   .empty())
             spdlog::info("client {}: personalised model written to {}/client_{}.pt", jo.client_id,
                          dir, jo.client_id);
         }

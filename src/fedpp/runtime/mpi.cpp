@@ -4,7 +4,7 @@
 // Protocol, rank 0 -> each client rank r, per phase (tag kCommand, then kData):
 //   header int64[3] {kind, round, n}
 //   kFit / kEval: n x (int64 client, bytes task)          -> reply: status, n x bytes
-//   kSave:        bytes dir, n x int64 client             -> reply: status, n x bytes model name
+//   kSave:        bytes dir, n x (int64 client, bytes task) -> reply: status, n x bytes entry
 //   kSaveStates / kLoadStates: bytes dir (n = 0)          -> reply: status (the rank's clients'
 //                 private states written to / read from dir: a checkpoint, runtime/checkpoint.hpp)
 //   kStop:        nothing                                 -> no reply; the rank leaves its loop
@@ -113,11 +113,9 @@ class MpiClientHost final : public ClientHost {
   std::vector<std::string> evaluate(int64_t round, const std::vector<Task>& tasks) override {
     return exchange(kEval, round, tasks);
   }
-  std::vector<std::string> save_models(const std::vector<int64_t>& clients,
+  std::vector<std::string> save_models(int64_t round, const std::vector<Task>& tasks,
                                        const std::string& dir) override {
-    std::vector<Task> tasks;
-    for (int64_t c : clients) tasks.push_back({c, {}});
-    return exchange(kSave, 0, tasks, dir);
+    return exchange(kSave, round, tasks, dir);
   }
   void save_states(const std::string& dir) override { exchange(kSaveStates, 0, {}, dir); }
   void load_states(const std::string& dir) override { exchange(kLoadStates, 0, {}, dir); }
@@ -142,7 +140,7 @@ class MpiClientHost final : public ClientHost {
       if (sends_dir(kind)) send_bytes(dir, r);
       for (size_t i : idx) {
         send_int(tasks[i].client, r);
-        if (kind != kSave) send_bytes(tasks[i].bytes, r);
+        send_bytes(tasks[i].bytes, r);
       }
     }
     // Answers in the order the ranks finish, so that no finished rank waits (spinning in its
@@ -211,14 +209,12 @@ void serve_clients(Config cfg, int rank, int world) {
     std::vector<Task> tasks(static_cast<size_t>(n));
     for (auto& t : tasks) {
       t.client = recv_int(0);
-      if (kind != kSave) t.bytes = recv_bytes(0);
+      t.bytes = recv_bytes(0);
     }
     std::vector<std::string> answers;
     std::string why = broken;
     if (why.empty()) {
       try {
-        std::vector<int64_t> clients;
-        for (const auto& t : tasks) clients.push_back(t.client);
         if (kind == kSaveStates)
           pool->save_states(dir);
         else if (kind == kLoadStates)
@@ -226,7 +222,7 @@ void serve_clients(Config cfg, int rank, int world) {
         else
           answers = kind == kFit    ? pool->fit(round, tasks)
                     : kind == kEval ? pool->evaluate(round, tasks)
-                                    : pool->save_models(clients, dir);
+                                    : pool->save_models(round, tasks, dir);
       } catch (const std::exception& e) {
         why = e.what();
       }

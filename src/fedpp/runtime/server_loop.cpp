@@ -295,6 +295,15 @@ std::vector<Task> ServerLoop::begin_eval(int64_t round) {
   return tasks;
 }
 
+std::vector<Task> ServerLoop::export_tasks(int64_t round, const std::vector<int64_t>& clients) {
+  std::vector<Task> tasks;
+  for (int64_t c : clients) {
+    auto msg = server_->configure_evaluate(round, c);
+    tasks.push_back({c, msg ? encode_message(*msg, down_, eval_seed(opt_.seed, round, c)) : ""});
+  }
+  return tasks;
+}
+
 std::string ServerLoop::accept_eval(int64_t client, const std::string& bytes) {
   if (!eval_sent_bytes_.count(client)) return "client " + std::to_string(client) + " was not asked";
   try {
@@ -406,15 +415,22 @@ std::string ClientRunner::fit_or_report(int64_t round, int64_t client,
   }
 }
 
-std::string ClientRunner::save_personal_model(int64_t client, const ClientState& state,
+std::string ClientRunner::save_personal_model(int64_t round, int64_t client,
+                                              const std::string& task_bytes,
+                                              const ClientState& state,
                                               const std::string& dir) const {
-  auto model = algo_->personal_model(client, state);
+  const Message shared = task_bytes.empty()
+                             ? Message{}
+                             : decode_message(task_bytes, eval_seed(opt_.seed, round, client));
+  auto model = algo_->personal_model(client, state, shared);
   if (!model) return "";
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   FEDPP_CHECK(!ec, "cannot create '" + dir + "' for output.save_client_models: " + ec.message());
   save_state_dict(model->tensors, dir + "/client_" + std::to_string(client) + ".pt");
-  return model->model;
+  nlohmann::json entry = {{"model", model->model}};
+  for (const auto& [k, v] : model->parts) entry[k] = v;
+  return entry.dump();
 }
 
 std::string ClientRunner::evaluate(int64_t round, int64_t client, const std::string& task_bytes,

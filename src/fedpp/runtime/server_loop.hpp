@@ -96,6 +96,10 @@ class ServerLoop {
   bool eval_due(int64_t round) const;
   // Tasks for personalised evaluation (empty when the method evaluates only globally).
   std::vector<Task> begin_eval(int64_t round);
+  // What each client's exported personalised model is built with after `round`: the message
+  // personalised evaluation would send it (configure_evaluate, encoded as for evaluation), or
+  // "" where the method sends none. One task per client of `clients`, in that order.
+  std::vector<Task> export_tasks(int64_t round, const std::vector<int64_t>& clients);
   std::string accept_eval(int64_t client, const std::string& bytes);
   // Global evaluation plus the personalised summary, added to `row`.
   void end_eval(Row* row);
@@ -172,10 +176,12 @@ class ClientRunner {
                             const ClientData& data, ClientState* state, bool* failed);
   std::string evaluate(int64_t round, int64_t client, const std::string& task_bytes,
                        const ClientData& data, ClientState* state);
-  // Writes the client's personalised model (ClientAlgorithm::personal_model) as
-  // <dir>/client_<id>.pt; returns its zoo model name, or "" when the method keeps none.
-  std::string save_personal_model(int64_t client, const ClientState& state,
-                                  const std::string& dir) const;
+  // Writes the client's personalised model (ClientAlgorithm::personal_model, built with the
+  // decoded `task_bytes` of an export task of `round`, or an empty message when "") as
+  // <dir>/client_<id>.pt; returns its index entry as JSON text ({"model": zoo model or
+  // composite name, plus the composite's parts}), or "" when the method keeps none.
+  std::string save_personal_model(int64_t round, int64_t client, const std::string& task_bytes,
+                                  const ClientState& state, const std::string& dir) const;
 
  private:
   RunOptions opt_;

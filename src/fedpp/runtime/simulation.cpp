@@ -187,16 +187,27 @@ void Simulation::save_client_models() {
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);  // no file of an earlier run in this folder survives
   nlohmann::json index = nlohmann::json::array();
-  std::vector<int64_t> all(data_->clients.size()), none;
-  for (size_t c = 0; c < all.size(); ++c) all[c] = static_cast<int64_t>(c);
-  const std::vector<std::string> models = clients_->save_models(all, dir);
-  for (int64_t c : all) {
-    const std::string& model = models[static_cast<size_t>(c)];
-    if (model.empty())
-      none.push_back(c);
-    else
-      index.push_back({{"client", c}, {"model", model},
-                       {"file", "client_" + std::to_string(c) + ".pt"}});
+  std::vector<int64_t> none;
+  // Every client's model is built with what evaluation would send it now (FedMoE: the global
+  // expert), in batches so that the encoded messages of many clients are never all in memory.
+  const auto n = static_cast<int64_t>(data_->clients.size());
+  constexpr int64_t kBatch = 64;
+  for (int64_t from = 0; from < n; from += kBatch) {
+    std::vector<int64_t> ids;
+    for (int64_t c = from; c < std::min(n, from + kBatch); ++c) ids.push_back(c);
+    const std::vector<Task> batch = loop_->export_tasks(opt_.rounds, ids);
+    const std::vector<std::string> entries = clients_->save_models(opt_.rounds, batch, dir);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const int64_t c = batch[i].client;
+      if (entries[i].empty()) {
+        none.push_back(c);
+        continue;
+      }
+      auto entry = nlohmann::json::parse(entries[i]);
+      entry["client"] = c;
+      entry["file"] = "client_" + std::to_string(c) + ".pt";
+      index.push_back(std::move(entry));
+    }
   }
   if (!index.empty() && !none.empty())
     spdlog::warn("output.save_client_models: {} client(s) never trained and have no model of "

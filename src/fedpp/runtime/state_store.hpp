@@ -1,5 +1,9 @@
 // Where the simulation keeps each client's private state between rounds: in memory, or spilled
 // to one file per client (runtime.state = "disk") so that many clients with private models fit.
+// Threading: load and save may be called from several worker threads at once, for different
+// clients (the memory store locks; the disk store writes each client's file alone, atomically).
+// Ownership: load returns a copy (tensors share storage with the stored state until replaced);
+// save takes the state. Errors: fedpp::Error naming the file when a disk write or read fails.
 #pragma once
 #include <cstdint>
 #include <memory>

@@ -43,7 +43,7 @@ FedAvgServer::FedAvgServer(const AlgorithmSetup& setup, ModelPtr model)
       model_(std::move(model)) {}
 
 std::optional<ExportedModel> FedAvgServer::global_model() const {
-  return ExportedModel{model_->model_name(), global_};
+  return ExportedModel{model_->model_name(), global_, {}};
 }
 
 std::optional<Message> FedAvgServer::configure_evaluate(int64_t round, int64_t client_id) {
