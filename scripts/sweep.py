@@ -19,6 +19,8 @@ A grid file (TOML; experiments/*.toml hold the project's):
     reference = "standalone"           # optional run name: adds each run's difference to it,
                                        # paired by seed (same partition), mean +- sd
     split_bytes = true                 # optional: bytes down and up in separate columns
+    columns = ["fit_train_loss"]       # optional: more metrics.csv columns, each as its mean over
+                                       # the last rounds (mean +- sd over seeds), in a second table
     [grid]                             # optional: every combination, for every arm
     "train.lr" = [0.001, 0.01, 0.1]
     [[arm]]                            # one per method / variant
@@ -58,7 +60,7 @@ import time
 import tomllib
 
 GRID_KEYS = {"name", "seeds", "config", "set", "metric", "target", "last", "title", "grid", "arm",
-             "note", "reference", "split_bytes"}
+             "note", "reference", "split_bytes", "columns"}
 ARM_KEYS = {"name", "config", "set", "seeds"}
 KEEP = ("metrics.csv", "config.toml")
 
@@ -117,6 +119,9 @@ def load_grid(path):
     for k, vs in grid.items():
         if not isinstance(vs, list) or not vs:
             die(f"[grid] '{k}' in {path} must be a non-empty list of values")
+    cols = g.get("columns", [])
+    if not isinstance(cols, list) or not all(isinstance(c, str) and c for c in cols):
+        die(f"columns in {path} must be a list of metrics.csv column names")
     g.setdefault("set", [])
     g.setdefault("metric", "auto")
     g.setdefault("target", 0.9)
@@ -247,7 +252,13 @@ def metric_of(rows, metric):
     return "personal_accuracy_mean" if any("personal_accuracy_mean" in r for r in rows) else "accuracy"
 
 
-def per_run(rows, metric, target, last):
+def last_mean(rows, col, last):
+    """Mean of `col` over the last `last` rows that have it (None when none has)."""
+    vals = [r[col] for r in rows if col in r][-last:]
+    return sum(vals) / len(vals) if vals else None
+
+
+def per_run(rows, metric, target, last, extra=()):
     col = metric_of(rows, metric)
     curve = [(int(r["round"]), r[col]) for r in rows if col in r]
     if not curve:
@@ -279,6 +290,7 @@ def per_run(rows, metric, target, last):
         "client_macs": avg("client_macs_per_client"),
         "server_macs": avg("server_macs"),
         "wall": sum(r.get("wall_s", 0.0) for r in rows),
+        "extra": {c: last_mean(rows, c, last) for c in extra},
     }
 
 
@@ -329,7 +341,8 @@ def summarise(g, root, runs):
             if info.get("diverged"):
                 diverged += 1
                 continue
-            s = per_run(read_metrics(r["dir"]), g["metric"], g["target"], g["last"])
+            s = per_run(read_metrics(r["dir"]), g["metric"], g["target"], g["last"],
+                        g.get("columns", []))
             if s:
                 stats.append(s)
                 by_seed.setdefault(label, {})[r["seed"]] = s
@@ -344,6 +357,7 @@ def summarise(g, root, runs):
         row["reached"] = (mean_sd(reached)[0], len(reached))
         row["sim_reached"] = mean_sd([s["sim_reached"] for s in stats])
         row["rounds"] = sorted({s["rounds"] for s in stats})
+        row["extra"] = {c: mean_sd([s["extra"][c] for s in stats]) for c in g.get("columns", [])}
         table.append(row)
     ref = g.get("reference")
     if ref is not None and ref not in labels:
@@ -419,6 +433,18 @@ def summarise(g, root, runs):
              f"{fmt_num(t['bytes'][0], 'B')} | ") +
             f"{fmt_num(t['client_macs'][0])} | {fmt_num(t['server_macs'][0])} | {wall} |" +
             (f" {fmt_min(*t['sim_reached'])} | {fmt_min(*t['sim_total'])} |" if timed else ""))
+    extra = g.get("columns", [])
+    if extra:
+        lines += ["", f"Other columns of `metrics.csv`: each run's mean over its last {g['last']} "
+                  f"rounds that have the column, mean ± sd over seeds (accuracies in percent).", "",
+                  "| run | " + " | ".join(extra) + " |", "|---|" + "---|" * len(extra)]
+        for t in table:
+            cells = []
+            for c in extra:
+                m, sd = t["extra"][c]
+                cells.append(fmt_pm(m, sd) if "accuracy" in c else
+                             "—" if m is None else f"{m:.4g} ± {sd:.2g}")
+            lines.append(f"| {t['run']} | " + " | ".join(cells) + " |")
     lines += ["", f"Compute: {total_wall / 3600:.2f} h of run wall time in all "
               f"({sum(t['seeds'] for t in table)} runs).", ""]
     with open(os.path.join(out_dir, "summary.md"), "w") as f:

@@ -46,6 +46,7 @@ set = ['rounds=4']
 target = 0.5
 last = 2
 reference = "fedavg,train.lr=0.05"
+columns = ["fit_train_loss"]
 [grid]
 "train.lr" = [0.05]
 [[arm]]
@@ -129,6 +130,7 @@ def main():
         check(sorted(os.listdir(mu1)) == ["seed1"], f"arm seeds ignored: {os.listdir(mu1)}")
         check(b"| fedprox_mu1,train.lr=0.05 | 1/1 | 4 |" in summary, summary.decode())
         check("Δ vs fedavg,train.lr=0.05" in summary.decode(), "no paired difference column")
+        check("| run | fit_train_loss |" in summary.decode(), "no table of the extra columns")
         check("| fedavg,train.lr=0.05 | 2/2 | 4 |" in summary.decode() and
               "+0.00 ± 0.00" in summary.decode(), "the reference's difference to itself is not 0")
 
