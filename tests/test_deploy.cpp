@@ -698,3 +698,66 @@ TEST(Deploy, BadTokensAndBadRepliesAreRefusedAndTheServerKeepsRunning) {
   }
   EXPECT_GT(rows.back().at("accuracy"), 0.5);
 }
+
+// Issue 11: a client may hold one reply stream at a time, and the streams open at once may
+// announce at most deploy.max_inflight_bytes together; both refusals are UNAVAILABLE (an honest
+// client retries), and the held stream, once it ends short, leaves the round open for a retry.
+TEST(Deploy, OneReplyStreamPerClientAndABoundOnBytesInFlight) {
+  auto dir = test_dir();
+  auto config = write_config(dir, config_text(dir, 2, 1,
+                                              "max_message_bytes = 1000000\n"
+                                              "max_inflight_bytes = 4096\n"));
+  const int port = free_port();
+  Procs procs;
+  pid_t server = procs.start({"serve", config.string(), "--listen",
+                              "127.0.0.1:" + std::to_string(port)},
+                             dir / "server.log");
+  RawClient raw0(port, 0, derive_token(kSecret, 0)), raw1(port, 1, derive_token(kSecret, 1));
+  Message m0 = decode_message(raw0.wait_fit(1), down_seed(5, 1, 0));
+  Message m1 = decode_message(raw1.wait_fit(1), down_seed(5, 1, 1));
+
+  // Client 0 opens a stream announcing 3,000 bytes and holds it after 10.
+  auto held_ctx = raw0.ctx();
+  wire::Ack held_ack;
+  auto held = raw0.stub->SendReply(held_ctx.get(), &held_ack);
+  wire::ReplyChunk ch;
+  ch.mutable_header()->set_round(1);
+  ch.mutable_header()->set_kind(wire::TaskHeader::FIT);
+  ch.mutable_header()->set_total_size(3000);
+  ch.set_data(std::string(10, 'x'));
+  ASSERT_TRUE(held->Write(ch));
+
+  // A second stream of client 0 is refused unread once the server holds the first (a probe for
+  // a round that is not open: "not asked" until then, with no effect on the round).
+  grpc::Status second;
+  wire::Ack ack;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  do {
+    second = raw0.send(99, "x", &ack);
+  } while (second.ok() && std::chrono::steady_clock::now() < until &&
+           (std::this_thread::sleep_for(std::chrono::milliseconds(50)), true));
+  EXPECT_EQ(second.error_code(), grpc::StatusCode::UNAVAILABLE) << second.error_message();
+  EXPECT_NE(second.error_message().find("one reply at a time"), std::string::npos)
+      << second.error_message();
+
+  // Client 1's reply of 2,000 bytes would take the bytes in flight past 4,096: retry later.
+  auto busy = raw1.send(1, std::string(2000, 'y'), &ack);
+  EXPECT_EQ(busy.error_code(), grpc::StatusCode::UNAVAILABLE) << busy.error_message();
+  EXPECT_NE(busy.error_message().find("deploy.max_inflight_bytes"), std::string::npos)
+      << busy.error_message();
+
+  // The held stream ends short: refused, and client 0 may send again.
+  held->WritesDone();
+  EXPECT_EQ(held->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  const Pipeline lossless;
+  for (auto* m : {&m0, &m1}) m->metrics["num_samples"] = 10;
+  ASSERT_TRUE(raw0.send(1, encode_message(m0, lossless, up_seed(5, 1, 0)), &ack).ok());
+  EXPECT_TRUE(ack.accepted()) << ack.reason();
+  ASSERT_TRUE(raw1.send(1, encode_message(m1, lossless, up_seed(5, 1, 1)), &ack).ok());
+  EXPECT_TRUE(ack.accepted()) << ack.reason();
+  ASSERT_TRUE(exited_ok(procs.wait(server, 120))) << procs.logs();
+  auto rows = read_rows((dir / "out").string());
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].at("replies"), 2);
+  EXPECT_EQ(rows[0].at("rejected"), 0);
+}

@@ -43,6 +43,8 @@ DeployOptions DeployOptions::from_config(const Config& cfg) {
   o.max_message_bytes =
       cfg.get_int("deploy.max_message_bytes", o.max_message_bytes, 1024, int64_t{1} << 40);
   o.chunk_bytes = cfg.get_int("deploy.chunk_bytes", o.chunk_bytes, 1024, int64_t{64} << 20);
+  o.max_inflight_bytes =
+      cfg.get_int("deploy.max_inflight_bytes", o.max_inflight_bytes, 1024, int64_t{1} << 42);
   o.poll_s = cfg.get_double("deploy.poll_s", o.poll_s, 0.01, 3600);
   o.client_give_up_s = cfg.get_double("deploy.client_give_up_s", o.client_give_up_s, 0, 1e8);
   o.checkpoint_dir = cfg.get_string("deploy.checkpoint_dir", "");
@@ -162,6 +164,9 @@ struct FederationServer::Impl final : public wire::Federation::Service {
   std::map<int64_t, Clock::time_point> last_seen;
   std::set<int64_t> told_done;
   bool stopping = false;
+  std::set<int64_t> streaming;   // clients with a reply stream open (one each at a time)
+  uint64_t inflight_bytes = 0;   // sum of the announced sizes of the open reply streams
+  int decoding = 0;              // replies being decoded outside the lock (close_phase waits)
 
   int64_t num_clients() const { return static_cast<int64_t>(tokens.size()); }
   bool has_task(int64_t c) const { return tasks.count(c) && !answered.count(c); }
@@ -282,6 +287,10 @@ struct FederationServer::Impl final : public wire::Federation::Service {
     };
     {
       std::lock_guard<std::mutex> l(mu);
+      if (streaming.count(c))  // before anything else: a second stream is refused unread
+        return Status(StatusCode::UNAVAILABLE,
+                      "client " + std::to_string(c) +
+                          " already has a reply stream open: send one reply at a time");
       if (!open_for(c, h.round(), h.kind()))
         return reject("late or not asked: round " + std::to_string(h.round()) +
                       " is not open for this client");
@@ -295,9 +304,30 @@ struct FederationServer::Impl final : public wire::Federation::Service {
         spdlog::warn("round {}: reply of client {} rejected: {}", h.round(), c, why);
         return Status(StatusCode::RESOURCE_EXHAUSTED, why);
       }
+      // A bound on the bytes all open reply streams announce (a stream is always admitted
+      // when no other is open); one stream per client (above). UNAVAILABLE: an honest client
+      // retries after its backoff.
+      if (inflight_bytes > 0 && inflight_bytes + total > static_cast<uint64_t>(dep.max_inflight_bytes))
+        return Status(StatusCode::UNAVAILABLE,
+                      "the server is receiving " + std::to_string(inflight_bytes) +
+                          " bytes of replies (deploy.max_inflight_bytes = " +
+                          std::to_string(dep.max_inflight_bytes) + "): retry shortly");
+      streaming.insert(c);
+      inflight_bytes += total;
     }
+    struct StreamSlot {  // gives the stream's admission back however the handler ends
+      Impl* s;
+      int64_t c;
+      uint64_t n;
+      ~StreamSlot() {
+        std::lock_guard<std::mutex> l(s->mu);
+        s->streaming.erase(c);
+        s->inflight_bytes -= n;
+        s->cv.notify_all();
+      }
+    } slot{this, c, total};
     std::string bytes;
-    bytes.reserve(static_cast<size_t>(total));
+    bytes.reserve(static_cast<size_t>(std::min<uint64_t>(total, uint64_t{64} << 20)));
     bytes += ch.data();
     while (bytes.size() <= total && in->Read(&ch)) bytes += ch.data();
     if (bytes.size() > total) {  // a protocol violation: counts as this client's (bad) reply
@@ -316,7 +346,6 @@ struct FederationServer::Impl final : public wire::Federation::Service {
       return Status(StatusCode::INVALID_ARGUMENT,
                     "reply stream ended after " + std::to_string(bytes.size()) + " of " +
                         std::to_string(total) + " bytes");
-    std::string reason;
     bool fit = false;
     {
       std::lock_guard<std::mutex> l(mu);
@@ -328,11 +357,34 @@ struct FederationServer::Impl final : public wire::Federation::Service {
       if (fit && fit_target > 0 && accepted >= fit_target)
         return reject("late: round " + std::to_string(h.round()) + " already has its " +
                       std::to_string(fit_target) + " replies (sampling.over_select)");
+      ++decoding;  // the driver waits for it before the round moves on (close_phase)
+    }
+    // Decoding and validation, the expensive part, outside the lock: other clients' polls and
+    // replies go on meanwhile. Bounded by deploy.max_decoded_bytes before any payload expands.
+    ServerLoop::CheckedReply checked;
+    ServerLoop::CheckedEval checked_eval;
+    const bool eval_reply = !fit && !bytes.empty();  // empty: the client has no test data
+    if (fit)
+      checked = loop->check_reply(c, bytes);
+    else if (eval_reply)
+      checked_eval = loop->check_eval(c, bytes);
+    bytes.clear();
+    bytes.shrink_to_fit();
+    std::string reason;
+    {
+      std::lock_guard<std::mutex> l(mu);
+      --decoding;
+      cv.notify_all();
+      if (!open_for(c, h.round(), h.kind()))
+        return reject("late: round " + std::to_string(h.round()) + " closed while it decoded");
+      if (fit && fit_target > 0 && accepted >= fit_target)
+        return reject("late: round " + std::to_string(h.round()) + " already has its " +
+                      std::to_string(fit_target) + " replies (sampling.over_select)");
       try {
         if (fit)
-          reason = loop->accept_reply(c, bytes);
-        else if (!bytes.empty())  // empty: the client has no test data
-          reason = loop->accept_eval(c, bytes);
+          reason = loop->add_reply(std::move(checked));
+        else if (eval_reply)
+          reason = loop->add_eval(std::move(checked_eval));
       } catch (const std::exception& e) {
         reason = e.what();
       }
@@ -366,8 +418,12 @@ struct FederationServer::Impl final : public wire::Federation::Service {
   }
 
   void close_phase() {
-    std::lock_guard<std::mutex> l(mu);
+    std::unique_lock<std::mutex> l(mu);
     phase = Phase::kIdle;
+    // A reply still decoding reads the round's messages: the loop may not move on before it
+    // is done (bounded: decoding is capped by deploy.max_decoded_bytes). Its result is
+    // refused, as the phase is closed.
+    cv.wait(l, [&] { return decoding == 0; });
     tasks.clear();
   }
 

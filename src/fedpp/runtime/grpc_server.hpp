@@ -19,7 +19,9 @@
 // Security: TLS with deploy.tls_cert / deploy.tls_key (mutual TLS when deploy.tls_client_ca is
 // set) and a token per client, from deploy.tokens_file (lines "client_id token") or derived
 // from deploy.token_secret (derive_token). A call without a valid (client id, token) pair gets
-// PERMISSION_DENIED; a client is only ever handed its own tasks.
+// PERMISSION_DENIED; a client is only ever handed its own tasks. A client has at most one reply
+// stream open at a time; replies are decoded outside the server's lock, against the cap
+// deploy.max_decoded_bytes, so one client's large reply does not stall the others.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -38,6 +40,10 @@ struct DeployOptions {
   int64_t min_replies = 0;                // deploy.min_replies; 0: every sampled client
   int64_t max_message_bytes = int64_t{2} << 30;  // deploy.max_message_bytes (whole message)
   int64_t chunk_bytes = int64_t{1} << 20;  // deploy.chunk_bytes (one gRPC message)
+  // deploy.max_inflight_bytes: the most reply bytes the server receives at once, summed over
+  // the open reply streams by their announced sizes; a stream past it is told to retry (one
+  // stream is always admitted). With max_message_bytes it bounds the server's receive memory.
+  int64_t max_inflight_bytes = int64_t{2} << 30;
   double poll_s = 20;                     // deploy.poll_s: longest long-poll
   double client_give_up_s = 600;          // deploy.client_give_up_s: client retries this long
   std::string checkpoint_dir;             // deploy.checkpoint_dir (default <output.dir>/checkpoint)

@@ -140,11 +140,16 @@ std::vector<Task> ServerLoop::begin_round(int64_t round) {
   return tasks;
 }
 
-std::string ServerLoop::accept_reply(int64_t client, const std::string& bytes) {
+ServerLoop::CheckedReply ServerLoop::check_reply(int64_t client, const std::string& bytes) const {
+  CheckedReply out;
+  out.client = client;
+  out.bytes = bytes.size();
   auto it = sent_.find(client);
-  if (it == sent_.end()) return "client " + std::to_string(client) + " was not asked this round";
-  if (replies_.count(client)) return "client " + std::to_string(client) + " already replied";
-  std::string reason;
+  if (it == sent_.end()) {
+    out.reason = "client " + std::to_string(client) + " was not asked this round";
+    return out;
+  }
+  std::string& reason = out.reason;
   try {
     DecodeLimits limits;
     limits.max_decoded_bytes = opt_.max_decoded_bytes;
@@ -166,16 +171,32 @@ std::string ServerLoop::accept_reply(int64_t client, const std::string& bytes) {
                            n->second != std::floor(n->second) || n->second > held))
       reason = "num_samples must be a whole number in [0, " +
                std::to_string(static_cast<int64_t>(held)) + "] (the client's training samples)";
-    if (reason.empty()) replies_[client] = Reply{client, std::move(m)};
+    if (reason.empty()) out.message = std::move(m);
   } catch (const Error& e) {
     reason = e.what();
   }
-  reply_bytes_[client] = bytes.size();
-  if (!reason.empty()) {
-    rejected_[client] = reason;
-    spdlog::warn("round {}: reply of client {} rejected: {}", round_, client, reason);
+  return out;
+}
+
+std::string ServerLoop::add_reply(CheckedReply r) {
+  const int64_t client = r.client;
+  if (!sent_.count(client)) return "client " + std::to_string(client) + " was not asked this round";
+  if (replies_.count(client) || rejected_.count(client))
+    return "client " + std::to_string(client) + " already replied";
+  reply_bytes_[client] = r.bytes;
+  if (r.reason.empty() && r.message) {
+    replies_[client] = Reply{client, std::move(*r.message)};
+    return "";
   }
-  return reason;
+  if (r.reason.empty()) r.reason = "no message";
+  rejected_[client] = r.reason;
+  spdlog::warn("round {}: reply of client {} rejected: {}", round_, client, r.reason);
+  return r.reason;
+}
+
+std::string ServerLoop::accept_reply(int64_t client, const std::string& bytes) {
+  if (replies_.count(client)) return "client " + std::to_string(client) + " already replied";
+  return add_reply(check_reply(client, bytes));
 }
 
 void ServerLoop::aggregate(std::vector<Reply>* ok) {
@@ -304,21 +325,39 @@ std::vector<Task> ServerLoop::export_tasks(int64_t round, const std::vector<int6
   return tasks;
 }
 
-std::string ServerLoop::accept_eval(int64_t client, const std::string& bytes) {
-  if (!eval_sent_bytes_.count(client)) return "client " + std::to_string(client) + " was not asked";
+ServerLoop::CheckedEval ServerLoop::check_eval(int64_t client, const std::string& bytes) const {
+  CheckedEval out;
+  out.client = client;
+  if (!eval_sent_bytes_.count(client)) {
+    out.reason = "client " + std::to_string(client) + " was not asked";
+    return out;
+  }
   try {
     DecodeLimits limits;
     limits.max_decoded_bytes = opt_.max_decoded_bytes;
     Message m = decode_message(bytes, up_seed(opt_.seed, round_, client) ^ 1, nullptr, limits);
-    if (!m.metrics.count("accuracy")) return "evaluation reply has no accuracy";
-    if (auto bad = bad_metric(m.metrics); !bad.empty()) return "evaluation reply: " + bad;
-    Row r(m.metrics.begin(), m.metrics.end());
-    r["client"] = static_cast<double>(client);
-    evals_[client] = std::move(r);
+    if (!m.metrics.count("accuracy")) {
+      out.reason = "evaluation reply has no accuracy";
+    } else if (auto bad = bad_metric(m.metrics); !bad.empty()) {
+      out.reason = "evaluation reply: " + bad;
+    } else {
+      out.row = Row(m.metrics.begin(), m.metrics.end());
+      out.row["client"] = static_cast<double>(client);
+    }
   } catch (const Error& e) {
-    return e.what();
+    out.reason = e.what();
   }
-  return "";
+  return out;
+}
+
+std::string ServerLoop::add_eval(CheckedEval e) {
+  if (!eval_sent_bytes_.count(e.client)) return "client " + std::to_string(e.client) + " was not asked";
+  if (e.reason.empty()) evals_[e.client] = std::move(e.row);
+  return e.reason;
+}
+
+std::string ServerLoop::accept_eval(int64_t client, const std::string& bytes) {
+  return add_eval(check_eval(client, bytes));
 }
 
 void ServerLoop::end_eval(Row* row) {

@@ -89,8 +89,22 @@ class ServerLoop {
   ~ServerLoop();
 
   std::vector<Task> begin_round(int64_t round);
-  // Returns "" when accepted, else the reason it was rejected.
+  // Returns "" when accepted, else the reason it was rejected. = add_reply(check_reply(...)).
   std::string accept_reply(int64_t client, const std::string& bytes);
+
+  // accept_reply in two halves, so that a server can decode replies outside its lock:
+  // check_reply decodes and validates (the expensive part) and changes nothing: it may run on
+  // several threads at once, but not beside begin_round, end_round or add_reply (it reads what
+  // the round sent). add_reply records the result (accepted, or rejected with its reason) and
+  // returns the reason ("" when accepted); a second reply of the same client is refused.
+  struct CheckedReply {
+    int64_t client = 0;
+    size_t bytes = 0;                // encoded size (the up-link bytes)
+    std::optional<Message> message;  // set when accepted
+    std::string reason;              // why not, when rejected
+  };
+  CheckedReply check_reply(int64_t client, const std::string& bytes) const;
+  std::string add_reply(CheckedReply reply);
   Row end_round();
 
   bool eval_due(int64_t round) const;
@@ -101,6 +115,14 @@ class ServerLoop {
   // "" where the method sends none. One task per client of `clients`, in that order.
   std::vector<Task> export_tasks(int64_t round, const std::vector<int64_t>& clients);
   std::string accept_eval(int64_t client, const std::string& bytes);
+  // accept_eval in two halves, with check_reply's threading rules (not beside begin_eval).
+  struct CheckedEval {
+    int64_t client = 0;
+    Row row;             // the client's metrics, when accepted
+    std::string reason;  // why not, when rejected
+  };
+  CheckedEval check_eval(int64_t client, const std::string& bytes) const;
+  std::string add_eval(CheckedEval eval);
   // Global evaluation plus the personalised summary, added to `row`.
   void end_eval(Row* row);
   // Adds the round's wall time, appends the row to the results, prints the progress line and
