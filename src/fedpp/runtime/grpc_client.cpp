@@ -4,12 +4,16 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
+#include <fstream>
+#include <iterator>
 #include <csignal>
 #include <filesystem>
 #include <limits>
 #include <thread>
 
 #include "fedpp/core/error.hpp"
+#include "fedpp/core/files.hpp"
 #include "fedpp/fl/wire.hpp"
 #include "fedpp/proto/fedpp.grpc.pb.h"
 #include "fedpp/runtime/grpc_server.hpp"
@@ -123,6 +127,23 @@ struct FederationClient::Impl {
       if ((r < round || (inclusive && r == round)) && r > best) best = r;
     }
     return best;
+  }
+  // The newest evaluation task kept in the state folder (see work()), after a restart.
+  void load_eval_task() {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(base(), ec)) {
+      const auto n = e.path().filename().string();
+      if (n.rfind("eval_task_", 0) != 0 || n.size() < 15) continue;
+      int64_t r = 0;
+      auto [p, err] = std::from_chars(n.data() + 10, n.data() + n.size() - 4, r);
+      if (err != std::errc() || p != n.data() + n.size() - 4 || r <= last_eval_round) continue;
+      std::ifstream in(e.path(), std::ios::binary);
+      std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      if (!in.bad()) {
+        last_eval_round = r;
+        last_eval_task = std::move(bytes);
+      }
+    }
   }
   fs::path round_dir(int64_t r) const { return base() / ("round_" + std::to_string(r)); }
   ClientState load_state(int64_t from) const {
@@ -276,6 +297,18 @@ struct FederationClient::Impl {
     ++stats.evals;
     last_eval_round = r;  // an exported personalised model is built with the newest one
     last_eval_task = task;
+    if (opt.save_client_models) {  // kept on disk too: a restarted client must export the same
+      std::error_code mk;
+      fs::create_directories(base(), mk);
+      write_file_atomic((base() / ("eval_task_" + std::to_string(r) + ".bin")).string(), task,
+                        "the client's --state-dir");
+      std::error_code ec;
+      for (const auto& e : fs::directory_iterator(base(), ec)) {
+        const auto n = e.path().filename().string();
+        if (n.rfind("eval_task_", 0) == 0 && n != "eval_task_" + std::to_string(r) + ".bin")
+          fs::remove(e.path(), ec);
+      }
+    }
     if (mine.test.size() == 0) return "";  // nothing to evaluate on: an empty reply says so
     ClientState state = load_state(newest(r, true));
     return runner->evaluate(r, c, task, mine, &state);
@@ -324,6 +357,7 @@ struct FederationClient::Impl {
         if (opt.save_client_models) {
           const auto dir = (base() / "client_models").string();
           const auto last = newest(std::numeric_limits<int64_t>::max(), true);
+          if (last_eval_round == 0) load_eval_task();  // restarted after its last evaluation
           if (!runner->save_personal_model(last_eval_round, jo.client_id, last_eval_task,
                                            load_state(last), dir)
                    .empty())
