@@ -2,6 +2,7 @@
 // variants of them), channel statistics, load_splits, partitioners and make_federated.
 #include <gtest/gtest.h>
 #include <png.h>
+#include <zlib.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -275,6 +276,30 @@ TEST_F(DataTest, ImageFolderErrors) {
   fs::remove(dir_ / "train" / "c1" / "b.png");
   write_file(dir_ / "train" / "c1" / "b.png", Bytes{'n', 'o', 't', ' ', 'p', 'n', 'g'});
   expect_error([&] { load_image_folder(p("train")); }, {"b.png", "PNG"});
+}
+
+// A PNG header alone sizes the folder's buffer: a 100000x100000 claim (a few bytes, found by
+// thinking like fuzz/fuzz_loaders.cpp) is refused before anything is allocated.
+TEST_F(DataTest, ImageFolderRefusesAHugeClaimedImage) {
+  fs::create_directories(dir_ / "train" / "c0");
+  auto be32 = [](Bytes* b, uint32_t v) {
+    for (int s = 24; s >= 0; s -= 8) b->push_back(static_cast<uint8_t>(v >> s));
+  };
+  Bytes png{0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  Bytes ihdr{'I', 'H', 'D', 'R'};
+  be32(&ihdr, 100000);
+  be32(&ihdr, 100000);
+  for (uint8_t b : {8, 2, 0, 0, 0}) ihdr.push_back(b);  // 8-bit RGB
+  be32(&png, 13);
+  png.insert(png.end(), ihdr.begin(), ihdr.end());
+  be32(&png, static_cast<uint32_t>(crc32(0, ihdr.data(), static_cast<uInt>(ihdr.size()))));
+  for (const char* tag : {"IDAT", "IEND"}) {  // empty chunks: libpng reads the header up to IDAT
+    be32(&png, 0);
+    png.insert(png.end(), tag, tag + 4);
+    be32(&png, static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(tag), 4)));
+  }
+  write_file(dir_ / "train" / "c0" / "huge.png", png);
+  expect_error([&] { load_image_folder(p("train")); }, {"huge.png", "100000x100000", "4096x4096"});
 }
 
 // ---- synthetic, statistics, normalisation --------------------------------------------------

@@ -154,6 +154,8 @@ void decode_png(const std::string& path, int64_t w, int64_t h, uint8_t* dst) {
   }
 }
 
+constexpr int64_t kMaxImagePixels = int64_t{4096} * 4096;
+
 // Width and height of a PNG file.
 std::pair<int64_t, int64_t> png_size(const std::string& path) {
   png_image img;
@@ -163,6 +165,12 @@ std::pair<int64_t, int64_t> png_size(const std::string& path) {
     throw Error(path + ": not a readable PNG image (" + img.message + "); remove or replace it");
   std::pair<int64_t, int64_t> wh{img.width, img.height};
   png_image_free(&img);
+  // The header alone decides the size of the whole data set's buffer: refuse sizes no image
+  // data set has before allocating them.
+  FEDPP_CHECK(wh.first * wh.second <= kMaxImagePixels,
+              path + ": its header claims a " + str(wh.first) + "x" + str(wh.second) +
+                  " image, larger than the 4096x4096 fedpp reads; the file is corrupt or not " +
+                  "an image of a data set, remove or replace it");
   return wh;
 }
 
@@ -233,7 +241,8 @@ RawData load_image_folder(const std::string& split_dir) {
     }
   }
   FEDPP_CHECK(!files.empty(), split_dir + ": no .png images in its class folders");
-  auto [w, h] = png_size(files[0]);
+  const auto size = png_size(files[0]);
+  const int64_t w = size.first, h = size.second;  // plain names: lambdas may capture them
   int64_t n = int64_t(files.size());
   auto hwc = torch::empty({n, h, w, 3}, torch::kUInt8);
   uint8_t* base = hwc.data_ptr<uint8_t>();
