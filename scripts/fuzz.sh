@@ -3,6 +3,7 @@
 #   fuzz_message  decode_message (every codec; with and without reference tensors)
 #   fuzz_config   the TOML config reader and its typed getters
 #   fuzz_loaders  the data loaders (IDX plain/gzip, CIFAR-10/100 binary, PNG folders)
+#   fuzz_chunks   the chunk assembler of the gRPC task and reply streams
 # Usage: scripts/fuzz.sh [SECONDS per target] (default 30). Exit status non-zero when a fuzzer
 # found a crash; the input that crashed is left in build-fuzz/crash-*. Prints each target's
 # number of executions (libFuzzer's stat::number_of_executed_units).
@@ -10,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-30}"
 build="${FEDPP_FUZZ_BUILD:-build-fuzz}"
-targets=(fuzz_message fuzz_config fuzz_loaders)
+targets=(fuzz_message fuzz_config fuzz_loaders fuzz_chunks)
 CC=clang CXX=clang++ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DFEDPP_BUILD_FUZZ=ON -DFEDPP_BUILD_TESTS=OFF -DFEDPP_BUILD_BENCH=OFF >/dev/null
 cmake --build "$build" --target "${targets[@]}" -j "${FEDPP_FUZZ_JOBS:-2}"

@@ -26,6 +26,7 @@
 #include "fedpp/proto/fedpp.grpc.pb.h"
 #include "fedpp/report/run_writer.hpp"
 #include "fedpp/runtime/checkpoint.hpp"
+#include "fedpp/runtime/chunks.hpp"
 #include "fedpp/runtime/grpc_client.hpp"
 #include "fedpp/runtime/grpc_server.hpp"
 #include "fedpp/runtime/server_loop.hpp"
@@ -760,4 +761,36 @@ TEST(Deploy, OneReplyStreamPerClientAndABoundOnBytesInFlight) {
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(rows[0].at("replies"), 2);
   EXPECT_EQ(rows[0].at("rejected"), 0);
+}
+
+// The assembler behind both streams: exact reassembly, a total over the cap refused before any
+// byte is kept, a piece past the announced total spoils the message, memory reserved in steps.
+TEST(Chunks, ReassemblesAndRefusesWhatTheHeaderDoesNotAllow) {
+  ChunkAssembler a(10, 100);
+  EXPECT_EQ(a.state(), ChunkAssembler::State::kReceiving);
+  EXPECT_TRUE(a.add("abcd"));
+  EXPECT_TRUE(a.add(""));
+  EXPECT_TRUE(a.add("efghij"));
+  EXPECT_TRUE(a.complete());
+  EXPECT_EQ(a.take(), "abcdefghij");
+
+  ChunkAssembler over(10, 100);
+  EXPECT_TRUE(over.add("abcdefgh"));
+  EXPECT_FALSE(over.add("ijk"));  // 11 > 10: spoiled, nothing appended
+  EXPECT_EQ(over.state(), ChunkAssembler::State::kOverflow);
+  EXPECT_EQ(over.received(), 8u);
+  EXPECT_FALSE(over.add("i"));    // stays spoiled
+
+  ChunkAssembler big(101, 100);
+  EXPECT_EQ(big.state(), ChunkAssembler::State::kTooLarge);
+  EXPECT_FALSE(big.add("a"));
+  EXPECT_EQ(big.received(), 0u);
+
+  EXPECT_TRUE(ChunkAssembler(0, 100).complete());
+
+  // Announcing 1 TiB under a 2 TiB cap and sending 3 bytes reserves one step, not a terabyte.
+  ChunkAssembler liar(uint64_t{1} << 40, uint64_t{1} << 41);
+  EXPECT_TRUE(liar.add("abc"));
+  EXPECT_FALSE(liar.complete());
+  EXPECT_LE(liar.take().capacity(), ChunkAssembler::kReserveStep);
 }

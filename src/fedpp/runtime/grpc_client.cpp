@@ -10,10 +10,12 @@
 #include <csignal>
 #include <filesystem>
 #include <limits>
+#include <optional>
 #include <thread>
 
 #include "fedpp/core/error.hpp"
 #include "fedpp/core/files.hpp"
+#include "fedpp/runtime/chunks.hpp"
 #include "fedpp/fl/wire.hpp"
 #include "fedpp/proto/fedpp.grpc.pb.h"
 #include "fedpp/runtime/grpc_server.hpp"
@@ -215,32 +217,29 @@ struct FederationClient::Impl {
     auto ctx = context(transfer_timeout_s(h.message_size()));
     auto reader = stub->FetchTask(ctx.get(), req);
     wire::Chunk ch;
-    uint64_t total = 0;
-    bool first = true;
+    std::optional<ChunkAssembler> assembler;
     out->clear();
     while (reader->Read(&ch)) {
-      if (first) {
-        total = ch.total_size();
-        if (total > static_cast<uint64_t>(dep.max_message_bytes)) {
+      if (!assembler) {
+        assembler.emplace(ch.total_size(), static_cast<uint64_t>(dep.max_message_bytes));
+        if (assembler->state() == ChunkAssembler::State::kTooLarge) {
           ctx->TryCancel();
           reader->Finish();
-          throw Error("the server sent a task of " + std::to_string(total) +
+          throw Error("the server sent a task of " + std::to_string(ch.total_size()) +
                       " bytes, more than deploy.max_message_bytes = " +
                       std::to_string(dep.max_message_bytes) + ": raise it on both ends");
         }
-        out->reserve(total);
-        first = false;
       }
-      if (out->size() + ch.data().size() > total) {
+      if (!assembler->add(ch.data())) {
         ctx->TryCancel();
         reader->Finish();
         return Status(StatusCode::DATA_LOSS, "the server sent more bytes than it announced");
       }
-      *out += ch.data();
     }
     Status s = reader->Finish();
-    if (s.ok() && out->size() != total)
+    if (s.ok() && !(assembler && assembler->complete()))
       return Status(StatusCode::DATA_LOSS, "task stream ended early");
+    if (assembler) *out = assembler->take();
     stats.fetch_s += secs_since(t0);
     stats.bytes_down += static_cast<int64_t>(out->size());
     return s;

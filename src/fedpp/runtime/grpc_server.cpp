@@ -23,6 +23,7 @@
 #include "fedpp/fl/wire.hpp"
 #include "fedpp/proto/fedpp.grpc.pb.h"
 #include "fedpp/runtime/checkpoint.hpp"
+#include "fedpp/runtime/chunks.hpp"
 #include "fedpp/runtime/server_loop.hpp"
 #include "fedpp/runtime/run_identity.hpp"
 #include "fedpp/runtime/simulation.hpp"
@@ -326,11 +327,10 @@ struct FederationServer::Impl final : public wire::Federation::Service {
         s->cv.notify_all();
       }
     } slot{this, c, total};
-    std::string bytes;
-    bytes.reserve(static_cast<size_t>(std::min<uint64_t>(total, uint64_t{64} << 20)));
-    bytes += ch.data();
-    while (bytes.size() <= total && in->Read(&ch)) bytes += ch.data();
-    if (bytes.size() > total) {  // a protocol violation: counts as this client's (bad) reply
+    ChunkAssembler assembler(total, static_cast<uint64_t>(dep.max_message_bytes));
+    bool spoiled = !assembler.add(ch.data());
+    while (!spoiled && in->Read(&ch)) spoiled = !assembler.add(ch.data());
+    if (spoiled) {  // a protocol violation: counts as this client's (bad) reply
       std::lock_guard<std::mutex> l(mu);
       if (open_for(c, h.round(), h.kind())) {
         answered.insert(c);
@@ -342,10 +342,11 @@ struct FederationServer::Impl final : public wire::Federation::Service {
       return Status(StatusCode::INVALID_ARGUMENT,
                     "reply stream carried more bytes than its header's " + std::to_string(total));
     }
-    if (bytes.size() < total)  // the client went away mid-stream; it may send again
+    if (!assembler.complete())  // the client went away mid-stream; it may send again
       return Status(StatusCode::INVALID_ARGUMENT,
-                    "reply stream ended after " + std::to_string(bytes.size()) + " of " +
+                    "reply stream ended after " + std::to_string(assembler.received()) + " of " +
                         std::to_string(total) + " bytes");
+    std::string bytes = assembler.take();
     bool fit = false;
     {
       std::lock_guard<std::mutex> l(mu);
