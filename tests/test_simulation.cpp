@@ -210,6 +210,36 @@ TEST(Simulation, SavesEachTrainedClientsOwnModel) {
   EXPECT_EQ(static_cast<int>(std::count(index.begin(), index.end(), '{')), trained) << index;
 }
 
+// LG-FedAvg and FedGH: a client's personalised model is its private model with the server's
+// shared head, as evaluation builds it; the exported file holds exactly that.
+TEST(Simulation, SharedHeadMethodsExportThePrivateModelWithTheGlobalHead) {
+  for (std::string algo : {"lgfedavg", "fedgh"}) {
+    SCOPED_TRACE(algo);
+    auto dir = testing::TempDir() + "/fedpp_head_models_" + algo;
+    std::filesystem::remove_all(dir);
+    auto cfg = Config::from_string(
+        "seed = 3\nrounds = 2\n[algorithm]\nname = \"" + algo + "\"\n[hetero]\nmodels = [\"mlp\"]\n"
+        "[train]\nlr = 0.05\nbatch_size = 16\n[runtime]\nworkers = 1\n"
+        "[output]\nquiet = true\nsave_client_models = true\ndir = \"" + dir + "\"\n");
+    Simulation sim(cfg, toy_data(3));
+    sim.run();
+    const NamedTensors head = sim.server().save_state().tensors;
+    ASSERT_FALSE(head.empty());
+    for (int64_t c = 0; c < 3; ++c) {
+      auto file = load_state_dict(dir + "/client_models/client_" + std::to_string(c) + ".pt");
+      auto own = sim.states().load(c).tensors.with_prefix("model.", true);
+      ASSERT_EQ(file.names(), own.names());
+      int from_head = 0;
+      for (const auto& [name, t] : own) {
+        const bool shared = head.contains(name);
+        from_head += shared;
+        EXPECT_TRUE(torch::equal(file.at(name), shared ? head.at(name) : t)) << name;
+      }
+      EXPECT_EQ(from_head, static_cast<int>(head.size()));
+    }
+  }
+}
+
 // Caldas et al. / TFF: the server adds the clients' averaged update to its own exact model, so
 // a lossy down-link cannot change the global model by itself. With lr = 0 every update is zero:
 // the global model must stay bit-identical round after round, whatever the up-link, for FedAvg

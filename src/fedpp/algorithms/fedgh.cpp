@@ -139,6 +139,11 @@ Message FedGhClient::evaluate(const Message& in, ClientContext& ctx) {
   return evaluate_reply(m, ctx);
 }
 
+std::optional<ExportedModel> FedGhClient::personal_model(int64_t client_id, const ClientState& state,
+                                                   const Message& shared) const {
+  return export_with_head(model_of(models_, client_id), state, "model.", shared);
+}
+
 AlgorithmInfo fedgh_info() {
   return {"fedgh",
           "FedGH: clients upload class prototypes; the server trains a shared global head on them",

@@ -47,6 +47,9 @@ class FedGhClient : public ClientAlgorithm {
   explicit FedGhClient(const AlgorithmSetup& setup);
   Message fit(const Message& in, ClientContext& ctx) override;
   Message evaluate(const Message& in, ClientContext& ctx) override;
+  // The private model with the shared head of `shared` (common/heads.hpp: export_with_head).
+  std::optional<ExportedModel> personal_model(int64_t client_id, const ClientState& state,
+                                              const Message& shared) const override;
 
  private:
   TrainOptions train_;

@@ -43,6 +43,11 @@ Message LgFedAvgClient::evaluate(const Message& in, ClientContext& ctx) {
   return evaluate_reply(load(in, ctx), ctx);
 }
 
+std::optional<ExportedModel> LgFedAvgClient::personal_model(int64_t client_id, const ClientState& state,
+                                                   const Message& shared) const {
+  return export_with_head(model_of(models_, client_id), state, "model.", shared);
+}
+
 AlgorithmInfo lgfedavg_info() {
   return {"lgfedavg", "LG-FedAvg: private heterogeneous extractors, shared averaged head", true,
           [](const AlgorithmSetup& s) { return std::make_unique<LgFedAvgServer>(s); },

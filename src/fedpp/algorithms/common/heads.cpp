@@ -32,4 +32,18 @@ void load_head(Model& m, const NamedTensors& head) {
   load_module_state(m, head, /*strict=*/false);
 }
 
+std::optional<ExportedModel> export_with_head(const std::string& model, const ClientState& state,
+                                              const std::string& prefix, const Message& shared) {
+  if (shared.tensors.empty()) return std::nullopt;
+  auto out = export_private(model, state, prefix);
+  if (!out) return std::nullopt;
+  for (const auto& [name, t] : shared.tensors) {
+    FEDPP_CHECK(out->tensors.contains(name) && out->tensors.at(name).sizes() == t.sizes(),
+                "the shared head tensor '" + name + "' does not fit the private " + model +
+                    " model: client state and server disagree (start with a fresh state)");
+    out->tensors.set(name, t.detach().cpu().clone());
+  }
+  return out;
+}
+
 }  // namespace fedpp
