@@ -7,6 +7,7 @@
 #include "fedpp/core/config.hpp"
 #include "fedpp/core/error.hpp"
 #include "fedpp/runtime/simulation.hpp"
+#include "toy.hpp"
 
 using namespace fedpp;
 
@@ -275,33 +276,9 @@ TEST(FedMoe, ConfigErrorsNameTheKey) {
 }
 
 TEST(FedMoe, LearnsSyntheticDataEndToEnd) {
-  auto cfg = Config::from_string(R"(
-seed = 1
-rounds = 3
-[algorithm]
-name = "fedmoe"
-[data]
-dataset = "synthetic"
-synthetic_samples = 1200
-synthetic_test_samples = 200
-synthetic_classes = 4
-num_clients = 4
-partition = "pathological"
-classes_per_client = 2
-pool = "all"
-client_test_fraction = 0.2
-[train]
-local_epochs = 3
-lr = 0.05
-momentum = 0.9
-weight_decay = 0.001
-clip_grad_norm = 50
-batch_size = 32
-[runtime]
-workers = 2
-[output]
-quiet = true
-)");
+  auto cfg = toy::synthetic_pathological_config("fedmoe");
+  cfg.set("train.weight_decay=0.001");
+  cfg.set("train.clip_grad_norm=50");
   auto rows = Simulation(cfg).run();
   ASSERT_EQ(rows.size(), 3u);
   const auto& last = rows.back();

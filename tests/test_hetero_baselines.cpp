@@ -9,6 +9,7 @@
 #include "fedpp/core/config.hpp"
 #include "fedpp/core/error.hpp"
 #include "fedpp/runtime/simulation.hpp"
+#include "toy.hpp"
 
 using namespace fedpp;
 
@@ -49,31 +50,7 @@ ClientContext context(int64_t id, const ClientData& data, ClientState& state) {
 }
 
 Config run_config(const std::string& algorithm) {
-  return Config::from_string(R"(
-seed = 1
-rounds = 3
-[algorithm]
-name = ")" + algorithm + R"("
-[data]
-dataset = "synthetic"
-synthetic_samples = 1200
-synthetic_test_samples = 200
-synthetic_classes = 4
-num_clients = 4
-partition = "pathological"
-classes_per_client = 2
-pool = "all"
-client_test_fraction = 0.2
-[train]
-local_epochs = 3
-lr = 0.05
-momentum = 0.9
-batch_size = 32
-[runtime]
-workers = 2
-[output]
-quiet = true
-)");
+  return toy::synthetic_pathological_config(algorithm);
 }
 
 }  // namespace

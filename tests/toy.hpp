@@ -41,4 +41,19 @@ inline Config toy_config(const std::string& extra = "") {
                              extra);
 }
 
+// A heterogeneous-method run on the synthetic loader: `algorithm` over 4 clients of 2 classes
+// each (pathological, pooled, 20% of each client's data for its test split), 1,200 samples of 4
+// classes, 3 rounds of 3 local epochs at SGD lr 0.05 momentum 0.9, batch 32, seed 1, 2 workers,
+// quiet; `extra` (TOML) is appended. Trains in a few seconds and learns (chance: 0.5).
+inline Config synthetic_pathological_config(const std::string& algorithm,
+                                            const std::string& extra = "") {
+  return Config::from_string(
+      "seed = 1\nrounds = 3\n[algorithm]\nname = \"" + algorithm +
+      "\"\n[data]\ndataset = \"synthetic\"\nsynthetic_samples = 1200\n"
+      "synthetic_test_samples = 200\nsynthetic_classes = 4\nnum_clients = 4\n"
+      "partition = \"pathological\"\nclasses_per_client = 2\npool = \"all\"\n"
+      "client_test_fraction = 0.2\n[train]\nlocal_epochs = 3\nlr = 0.05\nmomentum = 0.9\n"
+      "batch_size = 32\n[runtime]\nworkers = 2\n[output]\nquiet = true\n" + extra);
+}
+
 }  // namespace fedpp::toy
