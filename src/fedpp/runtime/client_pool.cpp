@@ -11,13 +11,19 @@
 
 namespace fedpp {
 
+ClientPoolOptions ClientPoolOptions::from_config(const Config& cfg) {
+  ClientPoolOptions o;
+  o.workers = cfg.get_int("runtime.workers", o.workers, 1, 256);
+  o.threads = cfg.get_int("runtime.threads", o.threads, 1, 256);
+  return o;
+}
+
 ClientPool::ClientPool(const Config& cfg, const RunOptions& opt, const AlgorithmSetup& setup,
                        std::shared_ptr<const FederatedData> data, std::vector<int64_t> hosted)
     : data_(std::move(data)), hosted_(std::move(hosted)) {
   if (hosted_.empty())
     for (int64_t c = 0; c < setup.num_clients; ++c) hosted_.push_back(c);
-  pool_.workers = cfg.get_int("runtime.workers", pool_.workers, 1, 256);
-  pool_.threads = cfg.get_int("runtime.threads", pool_.threads, 1, 256);
+  pool_ = ClientPoolOptions::from_config(cfg);
   const auto state = cfg.get_choice("runtime.state", "memory", {"memory", "disk"});
   const auto state_dir = cfg.get_string("runtime.state_dir", "");
   const auto& info = find_algorithm(opt.algorithm);

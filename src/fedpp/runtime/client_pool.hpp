@@ -41,9 +41,12 @@ class ClientHost {
   virtual void load_states(const std::string& dir) = 0;
 };
 
+// Thread settings of every runtime (the simulation's pool, an MPI client rank, fedpp serve's
+// aggregation, fedpp join's training), read in this one place.
 struct ClientPoolOptions {
   int64_t workers = 2;  // client threads (runtime.workers)
   int64_t threads = 1;  // intra-op threads per worker (runtime.threads)
+  static ClientPoolOptions from_config(const Config& cfg);
 };
 
 // Clients on this process's worker threads, their private state in a StateStore (runtime.state:

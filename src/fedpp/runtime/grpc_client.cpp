@@ -16,6 +16,7 @@
 #include "fedpp/core/error.hpp"
 #include "fedpp/core/files.hpp"
 #include "fedpp/runtime/chunks.hpp"
+#include "fedpp/runtime/client_pool.hpp"
 #include "fedpp/fl/wire.hpp"
 #include "fedpp/proto/fedpp.grpc.pb.h"
 #include "fedpp/runtime/grpc_server.hpp"
@@ -392,7 +393,7 @@ FederationClient::FederationClient(Config cfg, JoinOptions jo,
   if (jo.state_dir.empty()) jo.state_dir = "fedpp_state/client_" + std::to_string(jo.client_id);
   s.opt = RunOptions::from_config(cfg);
   s.dep = DeployOptions::from_config(cfg);
-  s.threads = cfg.get_int("runtime.threads", 1, 1, 256);
+  s.threads = ClientPoolOptions::from_config(cfg).threads;
   if (data) {
     s.data = std::move(data);
     cfg.mark_used("data");  // partitioned from this config by the caller, which read data.*

@@ -24,6 +24,7 @@
 #include "fedpp/proto/fedpp.grpc.pb.h"
 #include "fedpp/runtime/checkpoint.hpp"
 #include "fedpp/runtime/chunks.hpp"
+#include "fedpp/runtime/client_pool.hpp"
 #include "fedpp/runtime/server_loop.hpp"
 #include "fedpp/runtime/run_identity.hpp"
 #include "fedpp/runtime/simulation.hpp"
@@ -532,8 +533,8 @@ FederationServer::FederationServer(Config cfg, const ServeOptions& sopt)
   s.dep = DeployOptions::from_config(cfg);
   if (!sopt.listen.empty()) s.dep.listen = sopt.listen;
   // The same thread settings as the simulation, so that server-side numbers match it.
-  const int64_t workers = cfg.get_int("runtime.workers", 2, 1, 256);
-  const int64_t threads = cfg.get_int("runtime.threads", 1, 1, 256);
+  const auto threads_of = ClientPoolOptions::from_config(cfg);
+  const int64_t workers = threads_of.workers, threads = threads_of.threads;
   cfg.mark_used("runtime");
   if (cfg.has("fleet.profile"))
     spdlog::warn("fleet.* simulates devices and is ignored by fedpp serve, whose clients are "
