@@ -210,6 +210,30 @@ TEST(Simulation, SavesEachTrainedClientsOwnModel) {
   EXPECT_EQ(static_cast<int>(std::count(index.begin(), index.end(), '{')), trained) << index;
 }
 
+// output.progress_s: a round's training reports clients trained of sampled while it runs;
+// output.quiet silences it.
+TEST(Simulation, LongRoundsPrintProgressUnlessQuiet) {
+  for (bool quiet : {false, true}) {
+    SCOPED_TRACE(quiet ? "quiet" : "not quiet");
+    auto cfg = toy_config();
+    cfg.set("output.progress_s=0.000001");
+    cfg.set("output.quiet=" + std::string(quiet ? "true" : "false"));
+    cfg.set("rounds=1");
+    cfg.set("runtime.workers=1");
+    testing::internal::CaptureStdout();
+    testing::internal::CaptureStderr();
+    Simulation(cfg, toy_data(4)).run();
+    const std::string out = testing::internal::GetCapturedStdout() +
+                            testing::internal::GetCapturedStderr();
+    for (int done = 1; done <= 3; ++done) {
+      const bool seen =
+          out.find("round 1: " + std::to_string(done) + "/4 clients trained") != std::string::npos;
+      EXPECT_EQ(seen, !quiet) << out;
+    }
+    EXPECT_EQ(out.find("4/4 clients trained"), std::string::npos) << out;  // not at the end
+  }
+}
+
 // LG-FedAvg and FedGH: a client's personalised model is its private model with the server's
 // shared head, as evaluation builds it; the exported file holds exactly that.
 TEST(Simulation, SharedHeadMethodsExportThePrivateModelWithTheGlobalHead) {

@@ -1,6 +1,9 @@
 #include "fedpp/runtime/client_pool.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <atomic>
+#include <chrono>
 #include <exception>
 #include <filesystem>
 #include <mutex>
@@ -24,6 +27,7 @@ ClientPool::ClientPool(const Config& cfg, const RunOptions& opt, const Algorithm
   if (hosted_.empty())
     for (int64_t c = 0; c < setup.num_clients; ++c) hosted_.push_back(c);
   pool_ = ClientPoolOptions::from_config(cfg);
+  progress_s_ = opt.quiet ? 0.0 : opt.progress_s;
   const auto state = cfg.get_choice("runtime.state", "memory", {"memory", "disk"});
   const auto state_dir = cfg.get_string("runtime.state_dir", "");
   const auto& info = find_algorithm(opt.algorithm);
@@ -74,11 +78,33 @@ void ClientPool::parallel_for(size_t n, Fn&& fn) {
 
 std::vector<std::string> ClientPool::fit(int64_t round, const std::vector<Task>& tasks) {
   std::vector<std::string> replies(tasks.size());
+  // Progress within a long round (output.progress_s): clients trained and the rate over their
+  // training sets, at most once per progress_s, from the worker that finished a client.
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
+  auto last = t0;
+  size_t done = 0;
+  int64_t samples = 0;
+  std::mutex progress_mu;
   parallel_for(tasks.size(), [&](ClientRunner& runner, size_t i) {
     const int64_t c = tasks[i].client;
     ClientState state = states_->load(c);
     replies[i] = runner.fit(round, c, tasks[i].bytes, data_->clients[c], &state);
     states_->save(c, std::move(state));
+    if (progress_s_ <= 0) return;
+    std::lock_guard<std::mutex> l(progress_mu);
+    ++done;
+    samples += data_->clients[c].train.size();
+    const auto now = Clock::now();
+    const double since_start = std::chrono::duration<double>(now - t0).count();
+    if (done < tasks.size() && since_start >= progress_s_ &&
+        std::chrono::duration<double>(now - last).count() >= progress_s_) {
+      last = now;
+      spdlog::info("round {}: {}/{} clients trained in {:.0f} s ({:.0f} samples/s of their "
+                   "training sets)",
+                   round, done, tasks.size(), since_start,
+                   static_cast<double>(samples) / since_start);
+    }
   });
   return replies;
 }

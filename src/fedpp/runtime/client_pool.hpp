@@ -76,6 +76,7 @@ class ClientPool final : public ClientHost {
   void parallel_for(size_t n, Fn&& fn);
 
   ClientPoolOptions pool_;
+  double progress_s_ = 0;  // output.progress_s, 0 when output.quiet
   std::shared_ptr<const FederatedData> data_;
   std::vector<std::unique_ptr<ClientRunner>> runners_;
   std::unique_ptr<StateStore> states_;

@@ -67,6 +67,7 @@ RunOptions RunOptions::from_config(const Config& cfg) {
   o.personalized = pers == "auto" ? info.personalized : pers == "true";
   o.output_dir = cfg.get_string("output.dir", "");
   o.quiet = cfg.get_bool("output.quiet", false);
+  o.progress_s = cfg.get_double("output.progress_s", o.progress_s, 0.0, 1e6);
   o.save_model_every = cfg.get_int("output.save_model_every", 0, 0, 1000000);
   o.save_client_models = cfg.get_bool("output.save_client_models", false);
   o.checkpoint_every = cfg.get_int("output.checkpoint_every", 0, 0, 1000000);

@@ -36,7 +36,7 @@ namespace fedpp {
 
 // Run-level settings both runtimes read (keys: seed, rounds, algorithm.name,
 // sampling.fraction, sampling.over_select, sampling.deadline_s, eval.every, eval.personalized,
-// output.dir, output.quiet, output.save_model_every, output.save_client_models,
+// output.dir, output.quiet, output.progress_s, output.save_model_every, output.save_client_models,
 // output.checkpoint_every, deploy.max_decoded_bytes, codec.down.*, codec.up.*, runtime.device).
 struct RunOptions {
   uint64_t seed = 1;
@@ -50,6 +50,9 @@ struct RunOptions {
   bool personalized = false;
   std::string output_dir;
   bool quiet = false;
+  // output.progress_s: a round whose training takes longer than this prints a progress line
+  // (clients trained of sampled, samples/s) every this many seconds (0 = never; off when quiet).
+  double progress_s = 5.0;
   // With output.dir: the global model (where the method has one) is written as
   // global_model.pt after the last round, and as global_model_round<r>.pt every this many
   // rounds (0 = only the final one).
