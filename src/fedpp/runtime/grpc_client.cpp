@@ -16,6 +16,7 @@
 #include "fedpp/core/error.hpp"
 #include "fedpp/core/files.hpp"
 #include "fedpp/runtime/chunks.hpp"
+#include "fedpp/runtime/grpc_auth.hpp"
 #include "fedpp/runtime/client_pool.hpp"
 #include "fedpp/fl/wire.hpp"
 #include "fedpp/proto/fedpp.grpc.pb.h"
@@ -421,26 +422,9 @@ FederationClient::FederationClient(Config cfg, JoinOptions jo,
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a connection of its own per client
-  std::shared_ptr<grpc::ChannelCredentials> creds;
-  if (!jo.tls_ca.empty()) {
-    grpc::SslCredentialsOptions ssl;
-    ssl.pem_root_certs = read_named_file(jo.tls_ca, "--tls-ca");
-    FEDPP_CHECK(jo.tls_cert.empty() == jo.tls_key.empty(),
-                "--tls-cert and --tls-key go together: give both for mutual TLS");
-    if (!jo.tls_cert.empty()) {
-      ssl.pem_cert_chain = read_named_file(jo.tls_cert, "--tls-cert");
-      ssl.pem_private_key = read_named_file(jo.tls_key, "--tls-key");
-    }
-    if (!jo.tls_server_name.empty()) args.SetSslTargetNameOverride(jo.tls_server_name);
-    creds = grpc::SslCredentials(ssl);
-  } else {
-    FEDPP_CHECK(jo.tls_cert.empty() && jo.tls_key.empty(),
-                "--tls-cert/--tls-key need --tls-ca (the server's CA certificate)");
-    spdlog::warn("client {}: no TLS: this client's token, the model and its updates travel in "
-                 "clear text (give --tls-ca for a server with deploy.tls_cert)",
-                 jo.client_id);
-    creds = grpc::InsecureChannelCredentials();
-  }
+  if (!jo.tls_ca.empty() && !jo.tls_server_name.empty())
+    args.SetSslTargetNameOverride(jo.tls_server_name);
+  auto creds = client_credentials(jo.tls_ca, jo.tls_cert, jo.tls_key, jo.client_id);
   s.channel = grpc::CreateCustomChannel(jo.server, creds, args);
   s.stub = wire::Federation::NewStub(s.channel);
   s.jo = std::move(jo);

@@ -2,8 +2,6 @@
 
 #include <grpcpp/grpcpp.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -11,12 +9,10 @@
 #include <condition_variable>
 #include <csignal>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <mutex>
 #include <random>
 #include <set>
-#include <sstream>
 
 #include "fedpp/core/error.hpp"
 #include "fedpp/core/files.hpp"
@@ -25,6 +21,7 @@
 #include "fedpp/runtime/checkpoint.hpp"
 #include "fedpp/runtime/chunks.hpp"
 #include "fedpp/runtime/client_pool.hpp"
+#include "fedpp/runtime/grpc_auth.hpp"
 #include "fedpp/runtime/server_loop.hpp"
 #include "fedpp/runtime/run_identity.hpp"
 #include "fedpp/runtime/simulation.hpp"
@@ -58,69 +55,7 @@ DeployOptions DeployOptions::from_config(const Config& cfg) {
   return o;
 }
 
-std::string read_named_file(const std::string& path, const std::string& what) {
-  std::ifstream in(path, std::ios::binary);
-  FEDPP_CHECK(in.good(), "cannot read " + what + " '" + path + "': check the path");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string derive_token(const std::string& secret, int64_t client) {
-  const std::string msg = "fedpp-client:" + std::to_string(client);
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
-       reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), md, &len);
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < 16 && i < len; ++i) {
-    out += hex[md[i] >> 4];
-    out += hex[md[i] & 15];
-  }
-  return out;
-}
-
 namespace {
-
-std::vector<std::string> load_tokens(const DeployOptions& d, int64_t n) {
-  FEDPP_CHECK(d.tokens_file.empty() || d.token_secret.empty(),
-              "set one of deploy.tokens_file and deploy.token_secret, not both");
-  std::vector<std::string> tokens(static_cast<size_t>(n));
-  if (!d.token_secret.empty()) {
-    for (int64_t c = 0; c < n; ++c) tokens[static_cast<size_t>(c)] = derive_token(d.token_secret, c);
-    return tokens;
-  }
-  FEDPP_CHECK(!d.tokens_file.empty(),
-              "fedpp serve needs client tokens: set deploy.tokens_file (lines \"client_id token\")"
-              " or deploy.token_secret (see `fedpp tokens`)");
-  std::istringstream in(read_named_file(d.tokens_file, "deploy.tokens_file"));
-  std::string line;
-  int lineno = 0;
-  while (std::getline(in, line)) {
-    ++lineno;
-    line = line.substr(0, line.find('#'));
-    std::istringstream ls(line);
-    int64_t id = -1;
-    std::string token, extra;
-    if (!(ls >> id)) {
-      FEDPP_CHECK(line.find_first_not_of(" \t\r") == std::string::npos,
-                  d.tokens_file + " line " + std::to_string(lineno) +
-                      ": expected \"client_id token\"");
-      continue;
-    }
-    FEDPP_CHECK((ls >> token) && !(ls >> extra) && id >= 0 && id < n,
-                d.tokens_file + " line " + std::to_string(lineno) +
-                    ": expected \"client_id token\" with client_id in 0.." + std::to_string(n - 1));
-    tokens[static_cast<size_t>(id)] = token;
-  }
-  int64_t missing = 0;
-  for (const auto& t : tokens) missing += t.empty();
-  if (missing)
-    spdlog::warn("{} of {} clients have no token in {} and cannot join", missing, n,
-                 d.tokens_file);
-  return tokens;
-}
 
 std::string random_run_id() {
   std::random_device rd;
@@ -551,7 +486,7 @@ FederationServer::FederationServer(Config cfg, const ServeOptions& sopt)
   cfg.check_all_used();
   set_worker_threads(static_cast<int>(workers * threads));
 
-  s.tokens = load_tokens(s.dep, setup.num_clients);
+  s.tokens = load_tokens(s.dep.tokens_file, s.dep.token_secret, setup.num_clients);
   s.fingerprint = run_identity(cfg);
   s.ckpt_dir = s.dep.checkpoint_dir;
   if (s.ckpt_dir.empty()) {
@@ -586,26 +521,8 @@ FederationServer::FederationServer(Config cfg, const ServeOptions& sopt)
   s.loop->open_results(s.data->summary_json(), s.start_round - 1);
   s.loop->restore_results(s.rows);
 
-  std::shared_ptr<grpc::ServerCredentials> creds;
   const auto& d = s.dep;
-  if (!d.tls_cert.empty() || !d.tls_key.empty()) {
-    FEDPP_CHECK(!d.tls_cert.empty() && !d.tls_key.empty(),
-                "deploy.tls_cert and deploy.tls_key go together: set both");
-    grpc::SslServerCredentialsOptions ssl(
-        d.tls_client_ca.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
-                                : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
-    ssl.pem_key_cert_pairs.push_back(
-        {read_named_file(d.tls_key, "deploy.tls_key"), read_named_file(d.tls_cert, "deploy.tls_cert")});
-    if (!d.tls_client_ca.empty())
-      ssl.pem_root_certs = read_named_file(d.tls_client_ca, "deploy.tls_client_ca");
-    creds = grpc::SslServerCredentials(ssl);
-  } else {
-    FEDPP_CHECK(d.tls_client_ca.empty(),
-                "deploy.tls_client_ca (mutual TLS) needs deploy.tls_cert and deploy.tls_key");
-    spdlog::warn("no TLS: tokens and models travel in clear text (set deploy.tls_cert and "
-                 "deploy.tls_key)");
-    creds = grpc::InsecureServerCredentials();
-  }
+  auto creds = server_credentials(d.tls_cert, d.tls_key, d.tls_client_ca);
   grpc::ServerBuilder builder;
   builder.AddListeningPort(d.listen, creds, &s.port);
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);

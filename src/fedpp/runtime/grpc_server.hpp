@@ -30,6 +30,7 @@
 
 #include "fedpp/core/config.hpp"
 #include "fedpp/report/run_writer.hpp"
+#include "fedpp/runtime/grpc_auth.hpp"
 
 namespace fedpp {
 
@@ -56,13 +57,7 @@ struct DeployOptions {
 inline constexpr char kClientIdHeader[] = "fedpp-client-id";
 inline constexpr char kTokenHeader[] = "fedpp-token";
 
-// The contents of a file that a key or flag names (`what`); fedpp::Error naming it when
-// unreadable.
-std::string read_named_file(const std::string& path, const std::string& what);
-
-// The token of `client` for a deployment secret: hex of HMAC-SHA256(secret, "fedpp-client:<id>"),
-// first 32 hex digits (128 bits).
-std::string derive_token(const std::string& secret, int64_t client);
+// read_named_file and derive_token: runtime/grpc_auth.hpp.
 
 struct ServeOptions {
   std::string listen;             // overrides deploy.listen when not empty
