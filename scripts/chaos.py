@@ -163,7 +163,7 @@ class Trial:
         restart_at = {}  # client -> time to restart it
         # One event per round, at a random moment inside it: SIGKILL a random kill_fraction of
         # the clients, or, in one round chosen at random (after the first checkpoint), the server.
-        server_round = self.rng.randint(2, max(2, a.rounds))
+        server_round = self.rng.randint(2, max(2, a.rounds - 1))  # later rounds may catch it
         start = time.monotonic()
         survived = False
         seen = -1      # rounds completed when the current round's event was scheduled
@@ -188,6 +188,11 @@ class Trial:
                 event = now + self.rng.uniform(0.1, 1.0)
             if event is not None and now >= event:
                 event = None
+                # Only mid-round: skip when the round it was drawn for has closed meanwhile
+                # (after the last round the clients are exporting their models; a client killed
+                # then has no server left to rejoin, which is outside these trials).
+                if done_rounds(self.out) != seen:
+                    continue
                 if done + 1 >= server_round and self.server_kills == 0:
                     server.send_signal(signal.SIGKILL)
                     server.wait()
