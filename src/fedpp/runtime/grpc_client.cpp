@@ -313,11 +313,10 @@ struct FederationClient::Impl {
     // The personalised model is written after every evaluation (the newest replaces the one
     // before), so that a client killed between hearing "done" and exporting still leaves the
     // model of the last round: the server it would rejoin is gone by then.
-    if (opt.save_client_models)
-      runner->save_personal_model(r, c, task, load_state(newest(r, true)),
-                                  (base() / "client_models").string());
-    if (mine.test.size() == 0) return "";  // nothing to evaluate on: an empty reply says so
     ClientState state = load_state(newest(r, true));
+    if (opt.save_client_models)
+      runner->save_personal_model(r, c, task, state, (base() / "client_models").string());
+    if (mine.test.size() == 0) return "";  // nothing to evaluate on: an empty reply says so
     return runner->evaluate(r, c, task, mine, &state);
   }
 
