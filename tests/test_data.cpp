@@ -195,6 +195,12 @@ TEST_F(DataTest, IdxErrorsNameTheFile) {
   // Label out of range.
   write_file(p("lab-bad"), idx_labels({0, 1, 12, 3}));
   expect_error([&] { load_idx(p("img"), p("lab-bad"), 10); }, {"lab-bad", "label 12"});
+  // A header that holds no image yet shapes an overflowing tensor: the input with which the
+  // loader fuzzer crashed LibTorch 1.13 (0 images of 0xd0000000 x 0xd0000000 pixels).
+  write_file(p("empty-huge"), idx_images(0, 0xd0000000, 0xd0000000));
+  expect_error([&] { load_idx(p("empty-huge"), p("lab")); }, {"empty-huge", "0 images of"});
+  write_file(p("no-labels"), idx_labels({}));
+  expect_error([&] { load_idx(p("img"), p("no-labels")); }, {"no-labels", "no labels"});
 }
 
 // ---- CIFAR -------------------------------------------------------------------------------

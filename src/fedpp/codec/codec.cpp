@@ -13,6 +13,7 @@
 #include "fedpp/codec/subsample.hpp"
 #include "fedpp/core/config.hpp"
 #include "fedpp/core/error.hpp"
+#include "fedpp/core/shape_check.hpp"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
               "the codec writes its wire format with memcpy and needs a little-endian host");
@@ -272,13 +273,8 @@ std::string Pipeline::encode(const torch::Tensor& t, uint64_t seed) const {
 torch::Tensor Pipeline::decode(const std::string& bytes, const std::vector<int64_t>& shape,
                                uint64_t seed) const {
   const std::string what = "codec: cannot decode a tensor of shape " + shape_str(shape) + ": ";
-  int64_t numel = 1;
-  for (int64_t s : shape) {
-    FEDPP_CHECK(s >= 0, what + "negative size");
-    FEDPP_CHECK(s == 0 || numel <= std::numeric_limits<int64_t>::max() / s,
-                what + "too many elements");
-    numel *= s;
-  }
+  const int64_t numel = checked_numel(shape.data(), shape.size(), int64_t{1} << 40,
+                                      "codec: cannot decode a tensor of shape " + shape_str(shape));
   FEDPP_CHECK(bytes.size() >= kCommonHeader,
               what + "only " + std::to_string(bytes.size()) +
                   " bytes, fewer than the 12-byte header (truncated)");

@@ -95,12 +95,21 @@ void check_magic(const std::string& path, const std::vector<uint8_t>& b, uint32_
                                       "); check that the file name matches its content");
 }
 
+// The largest image fedpp reads (pixels): a header claiming more is corrupt.
+constexpr int64_t kMaxImagePixels = int64_t{4096} * 4096;
+
 torch::Tensor read_idx_images(const std::string& path) {
   auto b = read_all(path);
   check_magic(path, b, kIdxImagesMagic, "idx3-ubyte images");
   FEDPP_CHECK(b.size() >= 16, path + ": truncated: " + str(int64_t(b.size())) +
                                   " bytes, shorter than the 16-byte IDX image header");
   int64_t n = be32(b, 4), rows = be32(b, 8), cols = be32(b, 12);
+  // An empty or absurd header is refused before any tensor is shaped by it: {0, 2^31, 2^31}
+  // holds no byte but overflows LibTorch's strides.
+  FEDPP_CHECK(n >= 1 && rows >= 1 && cols >= 1 && rows * cols <= kMaxImagePixels,
+              path + ": its header claims " + str(n) + " images of " + str(rows) + "x" +
+                  str(cols) + " pixels; an IDX image file holds at least one image of at most " +
+                  "4096x4096 pixels: the file is corrupt or not IDX images, download it again");
   check_size(path, b.size() - 16, (unsigned __int128)(n) * rows * cols,
              str(n) + " images of " + str(rows) + "x" + str(cols));
   return bytes_to_tensor(b.data() + 16, {n, 1, rows, cols});
@@ -112,6 +121,8 @@ torch::Tensor read_idx_labels(const std::string& path) {
   FEDPP_CHECK(b.size() >= 8, path + ": truncated: " + str(int64_t(b.size())) +
                                  " bytes, shorter than the 8-byte IDX label header");
   int64_t n = be32(b, 4);
+  FEDPP_CHECK(n >= 1, path + ": its header claims no labels; the file is corrupt or not IDX "
+                             "labels, download it again");
   check_size(path, b.size() - 8, n, str(n) + " labels");
   return bytes_to_tensor(b.data() + 8, {n}).to(torch::kInt64);
 }
@@ -153,8 +164,6 @@ void decode_png(const std::string& path, int64_t w, int64_t h, uint8_t* dst) {
     throw Error(path + ": PNG data is corrupt (" + msg + "); remove or replace it");
   }
 }
-
-constexpr int64_t kMaxImagePixels = int64_t{4096} * 4096;
 
 // Width and height of a PNG file.
 std::pair<int64_t, int64_t> png_size(const std::string& path) {

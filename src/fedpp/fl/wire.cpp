@@ -4,6 +4,7 @@
 
 #include "fedpp/core/error.hpp"
 #include "fedpp/core/seed.hpp"
+#include "fedpp/core/shape_check.hpp"
 #include "fedpp/proto/fedpp.pb.h"
 
 namespace fedpp {
@@ -58,12 +59,8 @@ Message decode_message(const std::string& bytes, uint64_t seed, const NamedTenso
   constexpr int64_t kMaxElements = int64_t{1} << 40;
   int64_t decoded = 0;
   for (const auto& wt : w.tensors()) {
-    int64_t numel = 1;
-    for (int64_t s : wt.shape()) {
-      FEDPP_CHECK(s >= 0 && (s == 0 || numel <= kMaxElements / s),
-                  "malformed message: tensor '" + wt.name() + "' has an invalid shape");
-      numel *= s;
-    }
+    const int64_t numel = checked_numel(wt.shape().data(), size_t(wt.shape().size()), kMaxElements,
+                                        "malformed message: tensor '" + wt.name() + "'");
     if (limits.shapes && limits.shapes->contains(wt.name())) {
       const auto want = limits.shapes->at(wt.name()).sizes();
       FEDPP_CHECK(std::vector<int64_t>(wt.shape().begin(), wt.shape().end()) == want.vec(),
@@ -82,8 +79,6 @@ Message decode_message(const std::string& bytes, uint64_t seed, const NamedTenso
   Message m;
   for (const auto& wt : w.tensors()) {
     std::vector<int64_t> shape(wt.shape().begin(), wt.shape().end());
-    for (int64_t s : shape)
-      FEDPP_CHECK(s >= 0, "malformed message: tensor '" + wt.name() + "' has a negative size");
     torch::Tensor t = decoder.decode(wt.data(), shape, tensor_seed(seed, wt.name()));
     if (wt.delta()) {
       FEDPP_CHECK(reference && reference->contains(wt.name()) &&
