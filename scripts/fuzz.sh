@@ -6,9 +6,11 @@
 #   fuzz_chunks   the chunk assembler of the gRPC task and reply streams
 # Usage: scripts/fuzz.sh [SECONDS per target] (default 30). Exit status non-zero when a fuzzer
 # found a crash; the input that crashed is left in build-fuzz/crash-*. Prints each target's
-# number of executions (libFuzzer's stat::number_of_executed_units).
+# number of executions (libFuzzer's stat::number_of_executed_units). Inputs that once crashed a
+# target are kept in fuzz/regressions/<target>/ and run first, every time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root="$(pwd)"
 secs="${1:-30}"
 build="${FEDPP_FUZZ_BUILD:-build-fuzz}"
 targets=(fuzz_message fuzz_config fuzz_loaders fuzz_chunks)
@@ -21,7 +23,7 @@ for t in "${targets[@]}"; do
   mkdir -p "$corpus"
   echo "== $t: $secs s"
   FEDPP_FUZZ_SEEDS="$corpus" ASAN_OPTIONS=allocator_may_return_null=1 \
-    "./$t" "$corpus" -max_total_time="$secs" -max_len=65536 -rss_limit_mb=4096 \
+    "./$t" "$corpus" $(ls -d "$root/fuzz/regressions/$t" 2>/dev/null) -max_total_time="$secs" -max_len=65536 -rss_limit_mb=4096 \
     -malloc_limit_mb=1024 -timeout=10 -print_final_stats=1 2>&1 |
     tee "$t.log" | grep -E "^stat::number_of_executed_units|^== |SUMMARY: |ERROR: (libFuzzer|AddressSanitizer|LeakSanitizer)" || true
   # The pipeline hides the fuzzer's status: a crash leaves a crash-* file and an ERROR line.
