@@ -17,6 +17,7 @@
 #include "fedpp/data/dataset.hpp"
 #include "fedpp/data/loaders.hpp"
 #include "fedpp/data/partition.hpp"
+#include "fedpp/runtime/simulation.hpp"
 
 namespace fs = std::filesystem;
 using namespace fedpp;
@@ -199,8 +200,6 @@ TEST_F(DataTest, IdxErrorsNameTheFile) {
   // loader fuzzer crashed LibTorch 1.13 (0 images of 0xd0000000 x 0xd0000000 pixels).
   write_file(p("empty-huge"), idx_images(0, 0xd0000000, 0xd0000000));
   expect_error([&] { load_idx(p("empty-huge"), p("lab")); }, {"empty-huge", "0 images of"});
-  write_file(p("no-labels"), idx_labels({}));
-  expect_error([&] { load_idx(p("img"), p("no-labels")); }, {"no-labels", "no labels"});
 }
 
 // ---- CIFAR -------------------------------------------------------------------------------
@@ -384,7 +383,7 @@ TEST_F(DataTest, LoadSplitsEmnistIsTransposedUpright) {
                                    "root = \"" + dir_.string() + "\"\n");
   DataSplits s = load_splits(cfg, 0);
   EXPECT_EQ(s.train.sample_shape(), (std::vector<int64_t>{1, 3, 2}));
-  EXPECT_EQ(s.train.num_classes, 6);
+  EXPECT_EQ(s.train.num_classes, 10);  // the split's class count, not the labels' max + 1
   RawData stored = load_idx(p("emnist-digits-train-images-idx3-ubyte"),
                             p("emnist-digits-train-labels-idx1-ubyte"));
   auto st = channel_stats(stored.images);
@@ -612,4 +611,129 @@ TEST(DataFederated, PoolAllSplitsInsideEachClient) {
   EXPECT_EQ(iid.clients[0].train.size(), 80);
   expect_error([&] { make_federated(s, Config::from_string("[data]\nalpha = -1.0\n"), 1); },
                {"data.alpha"});
+}
+
+// ---- clients with their own data (data.client_dirs) ------------------------------------------
+
+namespace {
+
+// A TOML list of doubles that reads back to the same doubles.
+std::string exact_list(const std::vector<double>& v) {
+  std::string s = "[";
+  char buf[32];
+  for (size_t i = 0; i < v.size(); ++i) {
+    std::snprintf(buf, sizeof buf, "%.17g", v[i]);
+    s += (i ? "," : "") + std::string(buf);
+  }
+  return s + "]";
+}
+
+void expect_same(const Dataset& a, const Dataset& b, const std::string& what) {
+  EXPECT_EQ(a.num_classes, b.num_classes) << what;
+  ASSERT_EQ(a.x.sizes(), b.x.sizes()) << what;
+  EXPECT_TRUE(torch::equal(a.x, b.x)) << what;
+  EXPECT_TRUE(torch::equal(a.y, b.y)) << what;
+}
+
+}  // namespace
+
+TEST_F(DataTest, ClientFoldersReadBackThePartitionExactly) {
+  std::vector<uint8_t> train_labels, test_labels;
+  for (int i = 0; i < 120; ++i) train_labels.push_back(uint8_t((i * 7) % 10));
+  for (int i = 0; i < 40; ++i) test_labels.push_back(uint8_t(i % 10));
+  write_file(p("train-images-idx3-ubyte"), idx_images(120, 6, 6));
+  write_file(p("train-labels-idx1-ubyte"), idx_labels(train_labels));
+  write_file(p("t10k-images-idx3-ubyte"), idx_images(40, 6, 6));
+  write_file(p("t10k-labels-idx1-ubyte"), idx_labels(test_labels));
+  const std::string base = "seed = 3\n[data]\ndataset = \"fashion-mnist\"\nroot = \"" +
+                           dir_.string() + "\"\nnum_clients = 4\npartition = \"dirichlet\"\n" +
+                           "alpha = 0.5\nmin_samples = 5\nsubset_test = 30\n";
+  const Config cfg = Config::from_string(base);
+  auto pooled = load_federated_data(cfg);
+  for (size_t k = 0; k < 4; ++k)
+    write_folder_splits(cfg, pooled->clients[k].train, pooled->clients[k].test, pooled->stats,
+                        p("clients/client_" + std::to_string(k)));
+
+  // (Config copies share one document: each variant is built afresh.)
+  auto make_own = [&](const std::string& extra) {
+    Config c = Config::from_string(base + extra);
+    c.set("data.client_dirs=\"" + p("clients") + "/client_{k}\"");
+    c.set("data.mean=" + exact_list(pooled->stats.mean));
+    c.set("data.std=" + exact_list(pooled->stats.std));
+    return c;
+  };
+  Config own = make_own("");
+  auto folders = load_federated_data(own);
+  ASSERT_EQ(folders->clients.size(), 4u);
+  EXPECT_TRUE(folders->clients_known);
+  for (size_t k = 0; k < 4; ++k) {
+    expect_same(folders->clients[k].train, pooled->clients[k].train, "train " + std::to_string(k));
+    expect_same(folders->clients[k].test, pooled->clients[k].test, "test " + std::to_string(k));
+  }
+  expect_same(folders->global_test, pooled->global_test, "global test");
+  EXPECT_EQ(folders->summary_json(), pooled->summary_json());
+  EXPECT_NO_THROW(own.check_all_used());  // the partition keys are read and ignored
+
+  // The server reads the global test set only; a client its own folder only, from anywhere.
+  auto server = load_federated_data(own, kNoClients);
+  EXPECT_FALSE(server->clients_known);
+  ASSERT_EQ(server->clients.size(), 4u);
+  for (const auto& c : server->clients) EXPECT_EQ(c.train.size(), 0);
+  expect_same(server->global_test, pooled->global_test, "server's global test");
+  fs::rename(p("clients/client_2"), p("mine"));
+  auto client = load_federated_data(own, 2, p("mine"));
+  EXPECT_FALSE(client->clients_known);
+  EXPECT_EQ(client->global_test.size(), 0);
+  EXPECT_EQ(client->clients[0].train.size(), 0);
+  expect_same(client->clients[2].train, pooled->clients[2].train, "client 2 from --data");
+  expect_same(client->clients[2].test, pooled->clients[2].test, "client 2's test from --data");
+
+  // One clear error for each way to get it wrong.
+  expect_error([&] { load_federated_data(own); }, {"client_2", "not found", "data.client_dirs"});
+  expect_error([&] { load_federated_data(own, 7, p("mine")); }, {"client 7", "out of range"});
+  Config no_k = make_own("");
+  no_k.set("data.client_dirs=\"" + p("clients") + "\"");
+  expect_error([&] { load_federated_data(no_k, 2, p("mine")); }, {"must contain {k}"});
+  Config no_stats = Config::from_string(base);
+  no_stats.set("data.client_dirs=\"" + p("clients") + "/client_{k}\"");
+  expect_error([&] { load_federated_data(no_stats, 2, p("mine")); },
+               {"data.mean and data.std", "--client-folders"});
+  Config subset = make_own("subset_train = 10\n");
+  expect_error([&] { load_federated_data(subset, 2, p("mine")); }, {"data.subset_train"});
+  expect_error([&] { load_federated_data(cfg, 2, p("mine")); }, {"needs data.client_dirs"});
+}
+
+// Every loader format a client folder may use reads back what write_folder_splits wrote: CIFAR-10
+// and CIFAR-100 records, CINIC-style PNG folders (a class no image of the client has still has
+// its folder), EMNIST letters (stored transposed, labelled from 1).
+TEST_F(DataTest, ClientFolderFormatsRoundTrip) {
+  struct Case {
+    std::string dataset;
+    int64_t c, h, w, classes;
+  };
+  torch::manual_seed(11);
+  for (const Case& k : {Case{"cifar10", 3, 32, 32, 10}, Case{"cifar100", 3, 32, 32, 100},
+                        Case{"cinic10", 3, 6, 5, 10}, Case{"emnist", 1, 5, 7, 26}}) {
+    const bool rgb = k.c == 3;
+    const std::string stats = rgb ? "mean = [0.3, 0.4, 0.5]\nstd = [0.2, 0.25, 0.3]\n"
+                                  : "mean = [0.3]\nstd = [0.2]\n";
+    Config cfg = Config::from_string("[data]\ndataset = \"" + k.dataset +
+                                     "\"\nemnist_split = \"letters\"\n" + stats);
+    const ChannelStats st = fixed_channel_stats(cfg);
+    auto make = [&](int64_t n) {
+      RawData raw{torch::randint(0, 256, {n, k.c, k.h, k.w}, torch::kUInt8),
+                  torch::randint(1, k.classes, {n}, torch::kInt64), k.classes};  // no class 0
+      return normalise(raw, st, k.dataset);
+    };
+    const Dataset train = make(9), test = make(4);
+    const std::string dir = p("folder_" + k.dataset);
+    write_folder_splits(cfg, train, test, st, dir);
+    DataSplits back = load_folder_splits(cfg, dir);
+    expect_same(back.train, train, k.dataset + " train");
+    expect_same(back.test, test, k.dataset + " test");
+    EXPECT_TRUE(torch::equal(load_folder_splits(cfg, dir, false).test.x, test.x)) << k.dataset;
+    EXPECT_EQ(load_folder_splits(cfg, dir, false).train.size(), 0) << k.dataset;
+  }
+  Config synthetic = Config::from_string("[data]\ndataset = \"synthetic\"\nmean = [0.5]\nstd = [0.5]\n");
+  expect_error([&] { load_folder_splits(synthetic, p("x")); }, {"synthetic"});
 }

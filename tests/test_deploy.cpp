@@ -342,6 +342,102 @@ TEST(Deploy, FourClientsMatchTheSimulation) {
   expect_same_as_simulation(dir, config, procs);
 }
 
+// True once something accepts connections on 127.0.0.1:port (within timeout_s).
+static bool wait_listening(int port, double timeout_s) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  while (std::chrono::steady_clock::now() < until) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(uint16_t(port));
+    const bool ok = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    close(fd);
+    if (ok) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return false;
+}
+
+// The text between `after` and the next `until` in s ("" when absent).
+static std::string between(const std::string& s, const std::string& after, char until) {
+  const auto at = s.find(after);
+  if (at == std::string::npos) return "";
+  const auto from = at + after.size();
+  return s.substr(from, s.find(until, from) - from);
+}
+
+// Clients with their own data: `fedpp data --client-folders` writes a partition as one folder per
+// client; each `fedpp join --data` reads only its own folder (the release and the other folders
+// are moved away once the server has read its global test set), and the run equals the
+// simulation over the same folders (data.client_dirs).
+TEST(Deploy, ClientsWithTheirOwnDataMatchTheSimulation) {
+  auto dir = test_dir();
+  // A small MNIST-format release: 4 classes of 8x8 images, class c bright in row band c.
+  fs::create_directories(dir / "release");
+  auto be = [](uint32_t v) { return std::string{char(v >> 24), char(v >> 16), char(v >> 8), char(v)}; };
+  for (auto [name, n] : {std::pair<std::string, uint32_t>{"train", 240}, {"t10k", 80}}) {
+    std::string img = be(0x803) + be(n) + be(8) + be(8), lab = be(0x801) + be(n);
+    for (uint32_t i = 0; i < n; ++i) {
+      const uint32_t c = (i * 5 + i / 7) % 4;
+      lab += char(c);
+      for (uint32_t j = 0; j < 64; ++j)
+        img += char(j / 16 == c ? 160 + (i * 13 + j * 7) % 90 : (i * 31 + j * 11) % 70);
+    }
+    std::ofstream(dir / "release" / (name + "-images-idx3-ubyte"), std::ios::binary) << img;
+    std::ofstream(dir / "release" / (name + "-labels-idx1-ubyte"), std::ios::binary) << lab;
+  }
+  const std::string synthetic =
+      "dataset = \"synthetic\"\nsynthetic_samples = 320\nsynthetic_test_samples = 80\n"
+      "synthetic_classes = 4\nsynthetic_shape = [1, 8, 8]\n";
+  std::string text = config_text(dir, 3, 3);
+  ASSERT_NE(text.find(synthetic), std::string::npos);
+  text.replace(text.find(synthetic), synthetic.size(),
+               "dataset = \"mnist\"\nroot = \"" + (dir / "release").string() +
+                   "\"\npartition = \"dirichlet\"\nalpha = 1.0\n");
+  auto pooled = write_config(dir, text);
+  Procs procs;
+  pid_t writer = procs.start({"data", pooled.string(), "--client-folders",
+                              (dir / "folders").string()},
+                             dir / "data.log");
+  ASSERT_TRUE(exited_ok(procs.wait(writer, 60))) << procs.logs();
+  procs.remember(dir / "data.log");
+  const std::string printed = slurp(dir / "data.log");
+  const std::string mean = between(printed, "data.mean=", '\''), sd = between(printed, "data.std=", '\'');
+  ASSERT_FALSE(mean.empty() || sd.empty()) << printed;
+  text.replace(text.find("partition = "), 0,
+               "client_dirs = \"" + (dir / "folders").string() + "/client_{k}\"\nmean = " + mean +
+                   "\nstd = " + sd + "\n");
+  auto config = write_config(dir, text);  // replaces the pooled config: the run's own
+
+  // Each client's copy of its folder, elsewhere.
+  for (int64_t c = 0; c < 3; ++c)
+    fs::copy(dir / "folders" / ("client_" + std::to_string(c)), dir / ("own_" + std::to_string(c)),
+             fs::copy_options::recursive);
+  const int port = free_port();
+  pid_t server = procs.start({"serve", config.string(), "--listen",
+                              "127.0.0.1:" + std::to_string(port)},
+                             dir / "server.log");
+  ASSERT_TRUE(wait_listening(port, 120)) << procs.logs();
+  fs::rename(dir / "release", dir / "release_away");
+  fs::rename(dir / "folders", dir / "folders_away");
+  std::vector<pid_t> clients;
+  for (int64_t c = 0; c < 3; ++c) {
+    auto args = join_args(config, port, c, dir);
+    args.insert(args.end(), {"--data", (dir / ("own_" + std::to_string(c))).string()});
+    clients.push_back(procs.start(args, dir / ("client" + std::to_string(c) + ".log")));
+  }
+  ASSERT_TRUE(exited_ok(procs.wait(server, 300))) << procs.logs();
+  for (pid_t c : clients) ASSERT_TRUE(exited_ok(procs.wait(c, 60))) << procs.logs();
+  fs::rename(dir / "release_away", dir / "release");
+  fs::rename(dir / "folders_away", dir / "folders");
+  auto rows = read_rows((dir / "out").string());
+  ASSERT_EQ(rows.size(), 3u);
+  for (const auto& r : rows) EXPECT_EQ(r.at("replies"), 3);
+  EXPECT_GT(rows.back().at("accuracy"), 0.5) << procs.logs();
+  expect_same_as_simulation(dir, config, procs);
+}
+
 // Runs `fedpp serve` and 4 clients of `config`; the clients in `slow` sleep 40 s after each fit
 // (still asleep when the 3-round run ends: they are killed with the test). Every round must keep
 // 2 replies and drop 2, and the rows must equal those of the simulation, whose fleet

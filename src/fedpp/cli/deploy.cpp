@@ -67,6 +67,8 @@ void add_deploy_commands(CLI::App& app) {
   auto* tokf = join->add_option("--token-file", args->token_file,
                                 "file holding this client's token (kept out of `ps`)");
   tok->excludes(tokf);
+  join->add_option("--data", args->join.data_dir,
+                   "this client's own data folder (needs data.client_dirs in the config)");
   join->add_option("--state-dir", args->join.state_dir,
                    "where the client keeps its private state (default fedpp_state/client_ID)");
   join->add_option("--tls-ca", args->join.tls_ca,

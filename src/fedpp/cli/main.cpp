@@ -9,6 +9,7 @@
 #include "fedpp/cli/deploy.hpp"
 #include "fedpp/core/config.hpp"
 #include "fedpp/core/error.hpp"
+#include "fedpp/data/loaders.hpp"
 #include "fedpp/fl/algorithm.hpp"
 #include "fedpp/fl/training.hpp"
 #include "fedpp/models/model.hpp"
@@ -108,11 +109,47 @@ int cmd_eval(const std::string& model_path, const std::string& config_path,
 // exported personalised model in PyTorch): one client's train and test splits, or the global
 // test set, as a dict of tensors that torch.load reads (x: float [N, C, H, W] after fedpp's
 // normalisation, y: int64 [N]).
+// With --client-folders DIR: every client's splits as a folder DIR/client_<k> in the data set's
+// own file format, which data.client_dirs (fedpp run) and fedpp join --data read back to the
+// same tensors; prints the keys that do so.
+int cmd_client_folders(const fedpp::Config& cfg, const fedpp::FederatedData& data,
+                       const std::string& dir) {
+  FEDPP_CHECK(!cfg.has("data.client_dirs"),
+              "the config already reads client folders (data.client_dirs); --client-folders "
+              "writes them from a partition: give a config without data.client_dirs");
+  const auto n = static_cast<int64_t>(data.clients.size());
+  for (int64_t k = 0; k < n; ++k) {
+    const auto& c = data.clients[static_cast<size_t>(k)];
+    fedpp::write_folder_splits(cfg, c.train, c.test, data.stats,
+                               dir + "/client_" + std::to_string(k));
+  }
+  auto list = [](const std::vector<double>& v) {
+    std::string s = "[";
+    char buf[32];
+    for (size_t i = 0; i < v.size(); ++i) {
+      std::snprintf(buf, sizeof buf, "%.17g", v[i]);  // exact: the run normalises alike
+      s += (i ? "," : "") + std::string(buf);
+    }
+    return s + "]";
+  };
+  std::printf("wrote the train and test splits of %lld clients to %s/client_0 .. client_%lld\n"
+              "read them with (the partition keys are then ignored):\n"
+              "  --set 'data.client_dirs=\"%s/client_{k}\"' --set 'data.mean=%s' "
+              "--set 'data.std=%s' --set data.subset_train=0\n",
+              static_cast<long long>(n), dir.c_str(), static_cast<long long>(n - 1), dir.c_str(),
+              list(data.stats.mean).c_str(), list(data.stats.std).c_str());
+  return 0;
+}
+
 int cmd_data(const std::string& config_path, const std::vector<std::string>& sets,
-             int64_t client, const std::string& out) {
+             int64_t client, const std::string& out, const std::string& folders) {
   auto cfg = fedpp::Config::from_file(config_path);
   for (const auto& s : sets) cfg.set(s);
+  FEDPP_CHECK(out.empty() != folders.empty(),
+              "fedpp data writes either a tensor file (--out FILE.pt) or client folders "
+              "(--client-folders DIR): give one of the two");
   auto data = fedpp::load_federated_data(cfg);
+  if (!folders.empty()) return cmd_client_folders(cfg, *data, folders);
   fedpp::NamedTensors t;
   if (client < 0) {
     FEDPP_CHECK(data->global_test.size() > 0, "the config's data has no global test set: give "
@@ -183,7 +220,11 @@ int main(int argc, char** argv) {
   data_cmd->add_option("--set", data_sets, "override a config key (repeatable)");
   data_cmd->add_option("--client", data_client,
                        "this client's train and test splits (default: the global test set)");
-  data_cmd->add_option("--out", data_out, "output file (.pt)")->required();
+  data_cmd->add_option("--out", data_out, "output file (.pt)");
+  std::string data_folders;
+  data_cmd->add_option("--client-folders", data_folders,
+                       "instead: write every client's splits as DIR/client_<k> in the data set's "
+                       "file format, for data.client_dirs and fedpp join --data");
 
   auto* models = app.add_subcommand("models", "List the model zoo with sizes and costs");
   std::vector<int64_t> shape{1, 28, 28};
@@ -220,7 +261,7 @@ int main(int argc, char** argv) {
     }
     if (*run) return cmd_run(config_path, sets, out_dir, check_only, resume);
     if (*models) return cmd_models(shape, classes);
-    if (*data_cmd) return cmd_data(data_config, data_sets, data_client, data_out);
+    if (*data_cmd) return cmd_data(data_config, data_sets, data_client, data_out, data_folders);
     if (*eval) return cmd_eval(eval_model, eval_config, eval_sets, eval_inputs, eval_logits);
     if (*algos) {
       for (const auto& n : fedpp::algorithm_names())

@@ -27,10 +27,17 @@ struct Dataset {
   Dataset subset(const std::vector<int64_t>& idx) const;
 };
 
+// Per-channel mean and standard deviation of pixel values scaled to [0, 1]: what a Dataset's x
+// was normalised with.
+struct ChannelStats {
+  std::vector<double> mean, std;
+};
+
 // A train and a test split from one source, before any partitioning.
 struct DataSplits {
   Dataset train;
   Dataset test;
+  ChannelStats stats;  // the normalisation of both
 };
 
 struct ClientData {
@@ -46,9 +53,14 @@ struct ClientSummary {
 };
 
 struct FederatedData {
+  // One entry per client (data.num_clients). Where this process does not hold a client's data
+  // (clients_known = false: a server whose clients bring their own, or a deployed client, which
+  // holds only its own), that entry is empty.
   std::vector<ClientData> clients;
+  bool clients_known = true;
   Dataset global_test;  // the source's test split (global-model evaluation)
-  std::vector<ClientSummary> summary;
+  ChannelStats stats;   // the normalisation of every split
+  std::vector<ClientSummary> summary;  // of the clients whose data this process holds
   // The summary as JSON text (samples and classes per client), for the run folder.
   std::string summary_json() const;
 };

@@ -14,6 +14,7 @@
 
 #include "fedpp/core/config.hpp"
 #include "fedpp/core/error.hpp"
+#include "fedpp/core/files.hpp"
 #include "fedpp/core/seed.hpp"
 
 namespace fs = std::filesystem;
@@ -104,12 +105,13 @@ torch::Tensor read_idx_images(const std::string& path) {
   FEDPP_CHECK(b.size() >= 16, path + ": truncated: " + str(int64_t(b.size())) +
                                   " bytes, shorter than the 16-byte IDX image header");
   int64_t n = be32(b, 4), rows = be32(b, 8), cols = be32(b, 12);
-  // An empty or absurd header is refused before any tensor is shaped by it: {0, 2^31, 2^31}
-  // holds no byte but overflows LibTorch's strides.
-  FEDPP_CHECK(n >= 1 && rows >= 1 && cols >= 1 && rows * cols <= kMaxImagePixels,
+  // An absurd header is refused before any tensor is shaped by it: {0, 2^31, 2^31} holds no
+  // byte but overflows LibTorch's strides. (No image at all is allowed: a client's empty split.)
+  FEDPP_CHECK(rows >= 1 && cols >= 1 && rows <= kMaxImagePixels && cols <= kMaxImagePixels &&
+                  rows * cols <= kMaxImagePixels,  // each bounded first: no overflow
               path + ": its header claims " + str(n) + " images of " + str(rows) + "x" +
-                  str(cols) + " pixels; an IDX image file holds at least one image of at most " +
-                  "4096x4096 pixels: the file is corrupt or not IDX images, download it again");
+                  str(cols) + " pixels; fedpp reads images of 1x1 to 4096x4096 pixels: the " +
+                  "file is corrupt or not IDX images, download it again");
   check_size(path, b.size() - 16, (unsigned __int128)(n) * rows * cols,
              str(n) + " images of " + str(rows) + "x" + str(cols));
   return bytes_to_tensor(b.data() + 16, {n, 1, rows, cols});
@@ -121,8 +123,6 @@ torch::Tensor read_idx_labels(const std::string& path) {
   FEDPP_CHECK(b.size() >= 8, path + ": truncated: " + str(int64_t(b.size())) +
                                  " bytes, shorter than the 8-byte IDX label header");
   int64_t n = be32(b, 4);
-  FEDPP_CHECK(n >= 1, path + ": its header claims no labels; the file is corrupt or not IDX "
-                             "labels, download it again");
   check_size(path, b.size() - 8, n, str(n) + " labels");
   return bytes_to_tensor(b.data() + 8, {n}).to(torch::kInt64);
 }
@@ -234,7 +234,7 @@ RawData load_cifar100_bin(const std::string& file, bool coarse) {
   return {x, y, classes};
 }
 
-RawData load_image_folder(const std::string& split_dir) {
+RawData load_image_folder(const std::string& split_dir, bool by_file_name) {
   FEDPP_CHECK(fs::is_directory(split_dir),
               split_dir + ": folder not found; set data.root to the CINIC-10 folder that holds " +
                   "train/, valid/ and test/");
@@ -250,6 +250,22 @@ RawData load_image_folder(const std::string& split_dir) {
     }
   }
   FEDPP_CHECK(!files.empty(), split_dir + ": no .png images in its class folders");
+  if (by_file_name) {  // one order across the classes: by file name, then class
+    std::vector<size_t> order(files.size());
+    std::iota(order.begin(), order.end(), size_t{0});
+    auto name = [&](size_t i) { return fs::path(files[i]).filename().string(); };
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      return std::make_pair(name(a), labels[a]) < std::make_pair(name(b), labels[b]);
+    });
+    std::vector<std::string> f2;
+    std::vector<int64_t> l2;
+    for (size_t i : order) {
+      f2.push_back(files[i]);
+      l2.push_back(labels[i]);
+    }
+    files.swap(f2);
+    labels.swap(l2);
+  }
   const auto size = png_size(files[0]);
   const int64_t w = size.first, h = size.second;  // plain names: lambdas may capture them
   int64_t n = int64_t(files.size());
@@ -342,6 +358,8 @@ struct DataKeys {
   int64_t synthetic_samples = 0, synthetic_test_samples = 0, synthetic_classes = 0;
   std::vector<double> synthetic_shape;
   int64_t subset_train = 0, subset_test = 0;
+  bool client_folder = false;  // root is one client's folder (data.client_dirs), not a release
+  bool want_train = true;      // false: the test split only (a server with client folders)
 };
 
 std::string default_root(const std::string& dataset) {
@@ -410,16 +428,26 @@ std::pair<RawData, RawData> load_idx_splits(const DataKeys& k) {
   std::string prefix = k.dataset == "emnist" ? "emnist-" + k.emnist_split + "-" : "";
   std::string test = k.dataset == "emnist" ? "test" : "t10k";
   auto file = [&](const std::string& name) { return find_file(k.root, prefix + name, k.dataset); };
-  int64_t classes = k.dataset == "emnist" ? 0 : 10;
+  // The class count of the release, not of the labels a file happens to hold: a client's folder
+  // or a subset may lack a class. EMNIST letters are labelled 1..26 (shifted to 0..25 below).
+  const int64_t classes = k.dataset != "emnist"                ? 10
+                          : k.emnist_split == "byclass"        ? 62
+                          : k.emnist_split == "letters"        ? 27
+                          : k.emnist_split == "digits" || k.emnist_split == "mnist" ? 10
+                                                               : 47;  // balanced, bymerge
   // Resolved one by one, so that a missing file is reported in a predictable order.
-  std::string train_images = file("train-images-idx3-ubyte");
-  std::string train_labels = file("train-labels-idx1-ubyte");
+  std::string train_images, train_labels;
+  if (k.want_train) {
+    train_images = file("train-images-idx3-ubyte");
+    train_labels = file("train-labels-idx1-ubyte");
+  }
   std::string test_images = file(test + "-images-idx3-ubyte");
   std::string test_labels = file(test + "-labels-idx1-ubyte");
-  RawData train = load_idx(train_images, train_labels, classes);
-  RawData tst = load_idx(test_images, test_labels, classes ? classes : train.num_classes);
+  RawData train = k.want_train ? load_idx(train_images, train_labels, classes) : RawData{};
+  RawData tst = load_idx(test_images, test_labels, classes);
   if (k.dataset == "emnist") {
     for (RawData* r : {&train, &tst}) {
+      if (!r->images.defined()) continue;
       r->images = r->images.transpose(2, 3).contiguous();  // EMNIST is stored transposed
       if (k.emnist_split == "letters") r->labels = r->labels - 1;  // letters are labelled 1..26
     }
@@ -430,21 +458,29 @@ std::pair<RawData, RawData> load_idx_splits(const DataKeys& k) {
 
 std::pair<RawData, RawData> load_cifar_splits(const DataKeys& k) {
   if (k.dataset == "cifar10") {
-    std::string dir = resolve_dir(k.root, "cifar-10-batches-bin", "data_batch_1.bin", k.dataset);
+    std::string dir = resolve_dir(k.root, "cifar-10-batches-bin",
+                                  k.want_train ? "data_batch_1.bin" : "test_batch.bin", k.dataset);
     std::vector<std::string> batches;
-    for (int i = 1; i <= 5; ++i) batches.push_back(dir + "/data_batch_" + str(i) + ".bin");
-    return {load_cifar10_bin(batches), load_cifar10_bin({dir + "/test_batch.bin"})};
+    // The release has data_batch_1..5; a client's folder may hold fewer (at least the first).
+    for (int i = 1; i <= 5; ++i) {
+      std::string b = dir + "/data_batch_" + str(i) + ".bin";
+      if (i == 1 || !k.client_folder || fs::exists(b)) batches.push_back(b);
+    }
+    return {k.want_train ? load_cifar10_bin(batches) : RawData{},
+            load_cifar10_bin({dir + "/test_batch.bin"})};
   }
-  std::string dir = resolve_dir(k.root, "cifar-100-binary", "train.bin", k.dataset);
-  return {load_cifar100_bin(dir + "/train.bin", k.cifar100_coarse),
+  std::string dir = resolve_dir(k.root, "cifar-100-binary", k.want_train ? "train.bin" : "test.bin",
+                                k.dataset);
+  return {k.want_train ? load_cifar100_bin(dir + "/train.bin", k.cifar100_coarse) : RawData{},
           load_cifar100_bin(dir + "/test.bin", k.cifar100_coarse)};
 }
 
 std::pair<RawData, RawData> load_cinic_splits(const DataKeys& k) {
-  FEDPP_CHECK(fs::is_directory(k.root + "/train"),
-              "data.root '" + k.root + "': no train/ folder; " + install_hint(k.dataset));
-  RawData train = load_image_folder(k.root + "/train");
-  RawData test = load_image_folder(k.root + "/test");
+  FEDPP_CHECK(fs::is_directory(k.root + "/test"),
+              "data.root '" + k.root + "': no test/ folder; " + install_hint(k.dataset));
+  RawData test = load_image_folder(k.root + "/test", k.client_folder);
+  if (!k.want_train) return {RawData{}, test};
+  RawData train = load_image_folder(k.root + "/train", k.client_folder);
   if (k.cinic_use_valid) {
     RawData valid = load_image_folder(k.root + "/valid");
     FEDPP_CHECK(valid.num_classes == train.num_classes,
@@ -490,24 +526,182 @@ RawData take_subset(const RawData& raw, int64_t count, uint64_t seed) {
           raw.num_classes};
 }
 
+std::pair<RawData, RawData> load_raw(const DataKeys& k, uint64_t seed) {
+  if (k.dataset == "synthetic") return make_synthetic_splits(k, seed);
+  if (k.dataset == "cifar10" || k.dataset == "cifar100") return load_cifar_splits(k);
+  if (k.dataset == "cinic10") return load_cinic_splits(k);
+  return load_idx_splits(k);
+}
+
+void check_root(const DataKeys& k) {
+  FEDPP_CHECK(k.dataset == "synthetic" || !k.root.empty(),
+              "data.root is not set and data.dataset = \"" + k.dataset +
+                  "\" has no default location; " + install_hint(k.dataset));
+}
+
 }  // namespace
 
 DataSplits load_splits(const Config& cfg, uint64_t seed) {
   DataKeys k = read_keys(cfg);
-  FEDPP_CHECK(k.dataset == "synthetic" || !k.root.empty(),
-              "data.root is not set and data.dataset = \"" + k.dataset +
-                  "\" has no default location; " + install_hint(k.dataset));
-  std::pair<RawData, RawData> raw;
-  if (k.dataset == "synthetic") raw = make_synthetic_splits(k, seed);
-  else if (k.dataset == "cifar10" || k.dataset == "cifar100") raw = load_cifar_splits(k);
-  else if (k.dataset == "cinic10") raw = load_cinic_splits(k);
-  else raw = load_idx_splits(k);
+  check_root(k);
+  std::pair<RawData, RawData> raw = load_raw(k, seed);
   RawData train = take_subset(raw.first, k.subset_train,
                               derive_seed(seed, Purpose::kMisc, {hash_name("subset_train")}));
   RawData test = take_subset(raw.second, k.subset_test,
                              derive_seed(seed, Purpose::kMisc, {hash_name("subset_test")}));
   ChannelStats stats = channel_stats(train.images);
-  return {normalise(train, stats, k.dataset), normalise(test, stats, k.dataset)};
+  return {normalise(train, stats, k.dataset), normalise(test, stats, k.dataset), stats};
+}
+
+ChannelStats fixed_channel_stats(const Config& cfg) {
+  const std::string why =
+      "data.client_dirs needs data.mean and data.std, one value per image channel (pixels "
+      "scaled to [0, 1]): the clients and the server must normalise alike without sharing "
+      "their data; `fedpp data CONFIG --client-folders DIR` prints the values of a partition";
+  FEDPP_CHECK(cfg.has("data.mean") && cfg.has("data.std"), why);
+  ChannelStats st{cfg.get_doubles("data.mean", {}), cfg.get_doubles("data.std", {})};
+  FEDPP_CHECK(!st.mean.empty() && st.mean.size() == st.std.size(),
+              "data.mean and data.std must list the same number of channels (got " +
+                  str(int64_t(st.mean.size())) + " and " + str(int64_t(st.std.size())) + ")");
+  for (size_t c = 0; c < st.std.size(); ++c)
+    FEDPP_CHECK(std::isfinite(st.mean[c]) && std::isfinite(st.std[c]) && st.std[c] > 0,
+                "data.std must be positive and data.mean finite (channel " + str(int64_t(c)) +
+                    ")");
+  return st;
+}
+
+DataSplits load_folder_splits(const Config& cfg, const std::string& dir, bool want_train) {
+  DataKeys k = read_keys(cfg);
+  FEDPP_CHECK(k.dataset != "synthetic",
+              "data.client_dirs: data.dataset = \"synthetic\" has no files; write the clients' "
+              "data in a format fedpp reads (IDX, CIFAR binary, PNG folders)");
+  FEDPP_CHECK(k.subset_train == 0,
+              "data.subset_train does not apply with data.client_dirs: each client trains on its "
+              "whole folder; remove the key");
+  FEDPP_CHECK(fs::is_directory(dir), "client data folder '" + dir + "' not found; check "
+                                     "data.client_dirs (or fedpp join --data)");
+  k.root = dir;
+  k.client_folder = true;
+  k.want_train = want_train;
+  const ChannelStats stats = fixed_channel_stats(cfg);
+  std::pair<RawData, RawData> raw = load_raw(k, 0);
+  return {want_train ? normalise(raw.first, stats, k.dataset) : Dataset{},
+          normalise(raw.second, stats, k.dataset), stats};
+}
+
+Dataset load_global_test(const Config& cfg, uint64_t seed) {
+  DataKeys k = read_keys(cfg);
+  check_root(k);
+  FEDPP_CHECK(k.dataset != "synthetic", "data.client_dirs does not apply to synthetic data");
+  k.want_train = false;
+  RawData test = take_subset(load_raw(k, seed).second, k.subset_test,
+                             derive_seed(seed, Purpose::kMisc, {hash_name("subset_test")}));
+  return normalise(test, fixed_channel_stats(cfg), k.dataset);
+}
+
+// ---- write_folder_splits: the inverse of the loaders, for one client's folder ----------------
+
+namespace {
+
+// The pixels a normalised Dataset came from: round((x * std + mean) * 255), exact for bytes (the
+// float error is far below half a grey level). uint8 [N, C, H, W].
+torch::Tensor pixels_of(const Dataset& d, const ChannelStats& stats) {
+  const int64_t channels = d.x.size(1);
+  FEDPP_CHECK(int64_t(stats.mean.size()) == channels,
+              d.name + ": channel statistics do not fit the images");
+  std::vector<float> mean(stats.mean.begin(), stats.mean.end()), sd;
+  for (double v : stats.std) sd.push_back(v > 1e-12 ? float(v) : 1.f);  // as normalise() does
+  return (d.x * torch::tensor(sd).view({1, channels, 1, 1}) +
+          torch::tensor(mean).view({1, channels, 1, 1}))
+      .mul(255.f)
+      .round()
+      .clamp(0, 255)
+      .to(torch::kUInt8)
+      .contiguous();
+}
+
+std::string bytes_of(const torch::Tensor& u8) {
+  return {reinterpret_cast<const char*>(u8.data_ptr<uint8_t>()), size_t(u8.numel())};
+}
+
+void write_idx(const std::string& dir, const std::string& name, const torch::Tensor& px,
+               const torch::Tensor& labels) {
+  auto be = [](uint32_t v) { return std::string{char(v >> 24), char(v >> 16), char(v >> 8), char(v)}; };
+  const auto n = uint32_t(px.size(0));
+  write_file_atomic(dir + "/" + name + "-images-idx3-ubyte",
+                    be(kIdxImagesMagic) + be(n) + be(uint32_t(px.size(2))) +
+                        be(uint32_t(px.size(3))) + bytes_of(px));
+  write_file_atomic(dir + "/" + name + "-labels-idx1-ubyte",
+                    be(kIdxLabelsMagic) + be(n) + bytes_of(labels.to(torch::kUInt8).contiguous()));
+}
+
+// CIFAR records: `label_bytes` copies of the label, then the 3072 channel-major pixels.
+void write_cifar(const std::string& path, const torch::Tensor& px, const torch::Tensor& labels,
+                 int label_bytes) {
+  FEDPP_CHECK(px.size(1) == 3 && px.size(2) == 32 && px.size(3) == 32,
+              path + ": CIFAR records hold 3x32x32 images");
+  auto lab = labels.to(torch::kUInt8).view({-1, 1}).expand({-1, label_bytes});
+  write_file_atomic(path, bytes_of(torch::cat({lab, px.view({px.size(0), -1})}, 1).contiguous()));
+}
+
+void write_png_folder(const std::string& dir, const torch::Tensor& px, const torch::Tensor& labels,
+                      int64_t classes) {
+  FEDPP_CHECK(px.size(1) == 3, dir + ": PNG folders hold RGB images");
+  // Every class folder, empty or not, so that sorted folder order gives the class ids back.
+  auto folder = [&](int64_t c) {
+    std::string name = std::to_string(c);
+    return dir + "/class_" + std::string(name.size() < 4 ? 4 - name.size() : 0, '0') + name;
+  };
+  for (int64_t c = 0; c < classes; ++c) fs::create_directories(folder(c));
+  auto hwc = px.permute({0, 2, 3, 1}).contiguous();
+  const int64_t h = px.size(2), w = px.size(3);
+  for (int64_t i = 0; i < px.size(0); ++i) {
+    png_image img;
+    std::memset(&img, 0, sizeof img);
+    img.version = PNG_IMAGE_VERSION;
+    img.width = uint32_t(w);
+    img.height = uint32_t(h);
+    img.format = PNG_FORMAT_RGB;
+    const uint8_t* row = hwc.data_ptr<uint8_t>() + i * h * w * 3;
+    png_alloc_size_t size = 0;
+    FEDPP_CHECK(png_image_write_to_memory(&img, nullptr, &size, 0, row, 0, nullptr),
+                dir + ": cannot encode image " + str(i) + " as PNG (" + img.message + ")");
+    std::string buf(size, '\0');
+    FEDPP_CHECK(png_image_write_to_memory(&img, buf.data(), &size, 0, row, 0, nullptr),
+                dir + ": cannot encode image " + str(i) + " as PNG (" + img.message + ")");
+    buf.resize(size);
+    std::string name = std::to_string(i);
+    write_file_atomic(folder(labels[i].item<int64_t>()) + "/" +
+                          std::string(name.size() < 6 ? 6 - name.size() : 0, '0') + name + ".png",
+                      buf);
+  }
+}
+
+}  // namespace
+
+void write_folder_splits(const Config& cfg, const Dataset& train, const Dataset& test,
+                         const ChannelStats& stats, const std::string& dir) {
+  const DataKeys k = read_keys(cfg);
+  FEDPP_CHECK(k.dataset != "synthetic",
+              "data.dataset = \"synthetic\" has no file format to write client folders in");
+  fs::create_directories(dir);
+  for (const Dataset* d : {&train, &test}) {
+    const bool is_train = d == &train;
+    torch::Tensor px = pixels_of(*d, stats), y = d->y;
+    if (k.dataset == "cifar10") {
+      write_cifar(dir + (is_train ? "/data_batch_1.bin" : "/test_batch.bin"), px, y, 1);
+    } else if (k.dataset == "cifar100") {  // both label bytes hold the label trained on
+      write_cifar(dir + (is_train ? "/train.bin" : "/test.bin"), px, y, 2);
+    } else if (k.dataset == "cinic10") {
+      write_png_folder(dir + (is_train ? "/train" : "/test"), px, y, d->num_classes);
+    } else {  // IDX: the release's names; EMNIST is stored transposed, letters labelled 1..26
+      const bool emnist = k.dataset == "emnist";
+      if (emnist) px = px.transpose(2, 3).contiguous();
+      if (emnist && k.emnist_split == "letters") y = y + 1;
+      const std::string prefix = emnist ? "emnist-" + k.emnist_split + "-" : "";
+      write_idx(dir, prefix + (is_train ? "train" : emnist ? "test" : "t10k"), px, y);
+    }
+  }
 }
 
 }  // namespace fedpp

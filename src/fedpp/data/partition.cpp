@@ -8,6 +8,7 @@
 #include "fedpp/core/config.hpp"
 #include "fedpp/core/error.hpp"
 #include "fedpp/core/seed.hpp"
+#include "fedpp/data/loaders.hpp"
 
 namespace fedpp {
 namespace {
@@ -246,6 +247,7 @@ FederatedData make_federated(DataSplits splits, const Config& cfg, uint64_t seed
                   str(splits.test.num_classes));
   FederatedData fd;
   fd.global_test = splits.test;
+  fd.stats = splits.stats;
   if (pool == "train") {
     Lists train = partition_indices(splits.train.y, classes, spec);
     Lists test = test_by_train_share(train, splits.train.y, splits.test.y, classes,
@@ -266,6 +268,53 @@ FederatedData make_federated(DataSplits splits, const Config& cfg, uint64_t seed
   }
   for (size_t i = 0; i < fd.clients.size(); ++i)
     fd.summary.push_back(summarise(int64_t(i), fd.clients[i], classes));
+  return fd;
+}
+
+std::string client_dir(const Config& cfg, int64_t client) {
+  std::string t = cfg.get_string("data.client_dirs", "");
+  FEDPP_CHECK(!t.empty(), "data.client_dirs is not set");
+  const auto at = t.find("{k}");
+  FEDPP_CHECK(at != std::string::npos,
+              "data.client_dirs = \"" + t + "\" must contain {k}, which becomes the client id "
+              "(e.g. \"clients/client_{k}\")");
+  return t.replace(at, 3, std::to_string(client));
+}
+
+FederatedData load_client_folders(const Config& cfg, uint64_t seed, int64_t only,
+                                  const std::string& dir) {
+  const int64_t n = cfg.get_int("data.num_clients", 10, 1);
+  (void)client_dir(cfg, 0);  // the template is checked on every process, even one reading none
+  // The partition keys describe a split of a pooled data set; here each folder is a client's.
+  for (const char* key : {"data.partition", "data.alpha", "data.classes_per_client",
+                          "data.min_samples", "data.client_test_fraction", "data.pool"})
+    cfg.mark_used(key);
+  FEDPP_CHECK(only >= kNoClients && only < n,
+              "client " + str(only) + " is out of range: data.num_clients = " + str(n) +
+                  " gives clients 0.." + str(n - 1));
+  FederatedData fd;
+  fd.clients.resize(size_t(n));
+  fd.clients_known = only == kAllClients;
+  fd.stats = fixed_channel_stats(cfg);
+  if (only != kAllClients && only != kNoClients) {
+    DataSplits s = load_folder_splits(cfg, dir.empty() ? client_dir(cfg, only) : dir);
+    fd.summary.push_back(summarise(only, {s.train, s.test}, s.train.num_classes));
+    fd.clients[size_t(only)] = {std::move(s.train), std::move(s.test)};
+    return fd;  // a deployed client: its own data only, no global test set
+  }
+  fd.global_test = load_global_test(cfg, seed);
+  if (only == kNoClients) return fd;
+  for (int64_t k = 0; k < n; ++k) {
+    const std::string d = client_dir(cfg, k);
+    DataSplits s = load_folder_splits(cfg, d);
+    FEDPP_CHECK(s.train.num_classes == fd.global_test.num_classes &&
+                    s.train.sample_shape() == fd.global_test.sample_shape(),
+                "client folder '" + d + "' holds " + str(s.train.num_classes) +
+                    " classes of images shaped unlike the global test set of data.root; every "
+                    "client must hold the same kind of data");
+    fd.summary.push_back(summarise(k, {s.train, s.test}, s.train.num_classes));
+    fd.clients[size_t(k)] = {std::move(s.train), std::move(s.test)};
+  }
   return fd;
 }
 

@@ -50,4 +50,25 @@ void split_train_test(const std::vector<int64_t>& idx, const torch::Tensor& labe
 // clients' parts are cut, instead of living beside them until the caller drops it.
 FederatedData make_federated(DataSplits splits, const Config& cfg, uint64_t seed);
 
+// ---- Clients with their own data (data.client_dirs) ---------------------------------------
+// data.client_dirs is a path template with {k} for the client id 0..data.num_clients-1; client
+// k's folder holds its own train and test split (layout: loaders.hpp, load_folder_splits). The
+// partition keys (data.partition, data.alpha, ...) do not apply and are ignored.
+
+// Client k's folder: the template with {k} replaced. Throws fedpp::Error when the key is unset or
+// has no {k}.
+std::string client_dir(const Config& cfg, int64_t client);
+
+constexpr int64_t kAllClients = -1;  // load_client_folders: every client's folder (simulation)
+constexpr int64_t kNoClients = -2;   // none: a server, which needs only the global test set
+
+// The federated view from the clients' folders. only = kAllClients: every client's folder and
+// the global test set (the test split of data.root, see load_global_test). only = kNoClients: the
+// global test set only. only = k: client k's folder only (from `dir` when not empty: fedpp join
+// --data), no global test set. Entries not loaded stay empty and clients_known is false. Throws
+// fedpp::Error for a missing folder or file, or a folder whose classes or image shape differ
+// from the global test set's.
+FederatedData load_client_folders(const Config& cfg, uint64_t seed, int64_t only,
+                                  const std::string& dir = "");
+
 }  // namespace fedpp

@@ -400,11 +400,13 @@ FederationClient::FederationClient(Config cfg, JoinOptions jo,
   s.opt = RunOptions::from_config(cfg);
   s.dep = DeployOptions::from_config(cfg);
   s.threads = ClientPoolOptions::from_config(cfg).threads;
+  FEDPP_CHECK(jo.client_id >= 0, "--client-id " + std::to_string(jo.client_id) +
+                                     " is out of range: client ids start at 0");
   if (data) {
     s.data = std::move(data);
     cfg.mark_used("data");  // partitioned from this config by the caller, which read data.*
   } else {
-    s.data = load_federated_data(cfg);
+    s.data = load_federated_data(cfg, jo.client_id, jo.data_dir);  // client folders: its own
   }
   const int64_t n = static_cast<int64_t>(s.data->clients.size());
   FEDPP_CHECK(jo.client_id >= 0 && jo.client_id < n,

@@ -30,6 +30,8 @@ struct JoinOptions {
                                 // host in `server`
   int64_t crash_at_round = 0;   // testing: SIGKILL itself after fetching this round's fit task
   double delay_s = 0;           // testing: a slow device, waits this long after each fit
+  std::string data_dir;         // this client's own data folder (needs data.client_dirs); empty:
+                                // the folder data.client_dirs names for this client
 };
 
 // What one client did: tasks run and bytes moved (message bytes, as the wire carries them), and

@@ -44,6 +44,8 @@ DeployOptions DeployOptions::from_config(const Config& cfg) {
   o.chunk_bytes = cfg.get_int("deploy.chunk_bytes", o.chunk_bytes, 1024, int64_t{64} << 20);
   o.max_inflight_bytes =
       cfg.get_int("deploy.max_inflight_bytes", o.max_inflight_bytes, 1024, int64_t{1} << 42);
+  o.max_client_samples =
+      cfg.get_int("deploy.max_client_samples", o.max_client_samples, 1, int64_t{1} << 40);
   o.poll_s = cfg.get_double("deploy.poll_s", o.poll_s, 0.01, 3600);
   o.client_give_up_s = cfg.get_double("deploy.client_give_up_s", o.client_give_up_s, 0, 1e8);
   o.checkpoint_dir = cfg.get_string("deploy.checkpoint_dir", "");
@@ -477,9 +479,11 @@ FederationServer::FederationServer(Config cfg, const ServeOptions& sopt)
   cfg.mark_used("fleet");
   set_worker_threads(static_cast<int>(threads));
 
-  s.data = load_federated_data(cfg);
+  s.data = load_federated_data(cfg, kNoClients);  // with data.client_dirs: the global test set
   const auto& info = find_algorithm(s.opt.algorithm);
   AlgorithmSetup setup = setup_for(cfg, s.opt, *s.data);
+  if (!s.data->clients_known)  // the clients hold their own data: bound what a reply may claim
+    setup.client_train_sizes.assign(static_cast<size_t>(setup.num_clients), s.dep.max_client_samples);
   s.loop = std::make_unique<ServerLoop>(cfg, s.opt, info, setup, s.data->global_test);
   s.loop->set_tolerate_bad_replies(true);
   info.make_client(setup);  // reads the client half's keys, so that the check below covers them

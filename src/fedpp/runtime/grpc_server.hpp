@@ -45,6 +45,9 @@ struct DeployOptions {
   // the open reply streams by their announced sizes; a stream past it is told to retry (one
   // stream is always admitted). With max_message_bytes it bounds the server's receive memory.
   int64_t max_inflight_bytes = int64_t{2} << 30;
+  // deploy.max_client_samples: with data.client_dirs the server does not know what each client
+  // holds; a reply's num_samples (its weight in averaging) may not exceed this.
+  int64_t max_client_samples = 1000000;
   double poll_s = 20;                     // deploy.poll_s: longest long-poll
   double client_give_up_s = 600;          // deploy.client_give_up_s: client retries this long
   std::string checkpoint_dir;             // deploy.checkpoint_dir (default <output.dir>/checkpoint)

@@ -17,8 +17,15 @@
 
 namespace fedpp {
 
-std::shared_ptr<const FederatedData> load_federated_data(const Config& cfg) {
+std::shared_ptr<const FederatedData> load_federated_data(const Config& cfg, int64_t only,
+                                                         const std::string& dir) {
   uint64_t seed = static_cast<uint64_t>(cfg.get_int("seed", 1, 0));
+  if (cfg.has("data.client_dirs"))  // the global test subset is seeded as load_splits seeds it
+    return std::make_shared<FederatedData>(
+        load_client_folders(cfg, derive_seed(seed, Purpose::kPartition, {1}), only, dir));
+  FEDPP_CHECK(dir.empty(), "a client data folder ('" + dir + "', fedpp join --data) needs "
+                           "data.client_dirs in the config: the server and every client must "
+                           "know that the clients bring their own data");
   auto splits = load_splits(cfg, derive_seed(seed, Purpose::kPartition, {1}));
   return std::make_shared<FederatedData>(
       make_federated(std::move(splits), cfg, derive_seed(seed, Purpose::kPartition, {2})));
@@ -26,8 +33,11 @@ std::shared_ptr<const FederatedData> load_federated_data(const Config& cfg) {
 
 ModelSpec spec_of(const FederatedData& data) {
   FEDPP_CHECK(!data.clients.empty(), "the partition produced no clients");
-  const Dataset& d = data.global_test.size() ? data.global_test : data.clients[0].train;
-  return ModelSpec{d.sample_shape(), d.num_classes};
+  if (data.global_test.size()) return {data.global_test.sample_shape(), data.global_test.num_classes};
+  for (const auto& c : data.clients)  // a deployed client holds only its own data
+    if (c.train.size()) return {c.train.sample_shape(), c.train.num_classes};
+  throw Error("no data to take the input shape from: neither a global test set nor a client's "
+              "training data");
 }
 
 AlgorithmSetup setup_for(const Config& cfg, const RunOptions& opt, const FederatedData& data) {
@@ -35,7 +45,8 @@ AlgorithmSetup setup_for(const Config& cfg, const RunOptions& opt, const Federat
   setup.cfg = cfg;
   setup.spec = spec_of(data);
   setup.num_clients = static_cast<int64_t>(data.clients.size());
-  for (const auto& c : data.clients) setup.client_train_sizes.push_back(c.train.size());
+  if (data.clients_known)  // else unknown here: the clients hold their own data
+    for (const auto& c : data.clients) setup.client_train_sizes.push_back(c.train.size());
   setup.seed = opt.seed;
   setup.device = opt.device;
   return setup;

@@ -23,6 +23,7 @@
 #include "fedpp/codec/codec.hpp"
 #include "fedpp/core/config.hpp"
 #include "fedpp/data/dataset.hpp"
+#include "fedpp/data/partition.hpp"
 #include "fedpp/fl/algorithm.hpp"
 #include "fedpp/report/run_writer.hpp"
 #include "fedpp/runtime/client_pool.hpp"
@@ -85,8 +86,15 @@ class Simulation {
   std::vector<Row> rows_;       // rows of the rounds done
 };
 
-// Loads data.* from the config and partitions it (the seed comes from key `seed`).
-std::shared_ptr<const FederatedData> load_federated_data(const Config& cfg);
+// Loads data.* from the config and partitions it (the seed comes from key `seed`). With
+// data.client_dirs (clients with their own data, data/partition.hpp) `only` says whose folders
+// this process reads: kAllClients (the simulation), kNoClients (the gRPC server: the global test
+// set only) or one client id (a deployed client: its own folder, from `dir` when not empty).
+// Without data.client_dirs every process partitions the whole data set, whatever `only` says,
+// and a non-empty `dir` is an error (fedpp join --data needs data.client_dirs).
+std::shared_ptr<const FederatedData> load_federated_data(const Config& cfg,
+                                                         int64_t only = kAllClients,
+                                                         const std::string& dir = "");
 // The ModelSpec (input shape, classes) of a data set.
 ModelSpec spec_of(const FederatedData& data);
 // The AlgorithmSetup of a process that holds `data` (the simulation, the gRPC server): config,
