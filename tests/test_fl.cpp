@@ -129,6 +129,46 @@ TEST(Wire, LimitsRefuseBombsAndWrongShapesBeforeDecoding) {
   }
 }
 
+// A declared reply schema (ServerAlgorithm::reply_schema): exactly these tensors, checked on
+// the headers; a missing, an extra or a renamed tensor is refused before any payload is read.
+TEST(Wire, AnExactSchemaRefusesMissingAndExtraTensors) {
+  NamedTensors want;
+  want.set("w", torch::zeros({4, 3}));
+  want.set("b", torch::zeros({3}));
+  DecodeLimits exact;
+  exact.shapes = &want;
+  exact.exact = true;
+  auto bytes_of = [](const std::map<std::string, torch::Tensor>& t) {
+    Message m;
+    for (const auto& [k, v] : t) m.tensors.set(k, v);
+    return encode_message(m, Pipeline(), 1);
+  };
+  auto refused = [&](const std::string& bytes, const std::string& why) {
+    try {
+      decode_message(bytes, 1, nullptr, exact);
+      ADD_FAILURE() << "expected a refusal mentioning " << why;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+    }
+  };
+  EXPECT_EQ(decode_message(bytes_of({{"w", torch::ones({4, 3})}, {"b", torch::ones({3})}}), 1,
+                           nullptr, exact).tensors.size(), 2u);
+  refused(bytes_of({{"w", torch::ones({4, 3})}}), "carries 1 tensors where exactly 2");
+  refused(bytes_of({{"w", torch::ones({4, 3})}, {"b", torch::ones({3})}, {"x", torch::ones({1})}}),
+          "tensor 'x' is not one the message may carry");
+  refused(bytes_of({{"w", torch::ones({4, 3})}, {"c", torch::ones({3})}}),
+          "tensor 'c' is not one the message may carry");
+  refused(bytes_of({{"w", torch::ones({4, 3})}, {"b", torch::ones({4})}}), "has shape [4]");
+  Message failed;  // exempt: a report that carries no tensors, rejected for its own reason
+  failed.config["fit_error"] = "diverged";
+  exact.exempt_config_key = "fit_error";
+  EXPECT_EQ(decode_message(encode_message(failed, Pipeline(), 1), 1, nullptr, exact).tensors.size(),
+            0u);
+  exact.exact = false;  // open: other names pass, sent names keep their shapes
+  EXPECT_EQ(decode_message(bytes_of({{"w", torch::ones({4, 3})}, {"c", torch::ones({3})}}), 1,
+                           nullptr, exact).tensors.size(), 2u);
+}
+
 TEST(Sampling, FractionSeededSortedDistinct) {
   auto a = sample_clients(100, 0.1, 7, 3);
   auto b = sample_clients(100, 0.1, 7, 3);

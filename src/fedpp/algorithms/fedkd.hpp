@@ -49,6 +49,10 @@ class FedKdServer : public SharedModelServer {
  public:
   explicit FedKdServer(const AlgorithmSetup& setup);
   Message configure_fit(int64_t round, int64_t client_id) override;
+  // Open: the update travels as SVD factors whose rank depends on the client's data.
+  std::optional<NamedTensors> reply_schema(int64_t, const Message&) const override {
+    return std::nullopt;
+  }
   void aggregate(int64_t round, const std::vector<Reply>& replies) override;
   double energy(int64_t round) const;
 

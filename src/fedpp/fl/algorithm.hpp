@@ -114,6 +114,16 @@ class ServerAlgorithm {
   virtual ~ServerAlgorithm() = default;
   // Message for one sampled client (the global model, a sub-model, its own logits, ...).
   virtual Message configure_fit(int64_t round, int64_t client_id) = 0;
+  // The tensors, by name and shape, that a reply to the fit message `sent` must carry: exactly
+  // these, none missing, none other (the runtime checks the reply's headers before expanding any
+  // payload, and rejects a reply that differs). nullopt (the default): the replies' tensors
+  // depend on the client's data (e.g. FedGKT's feature maps); then a tensor named like a sent
+  // one must have its shape, and only the runtime's size caps bound the rest. Called from
+  // several threads at once while a round is open: it must read nothing but `sent`.
+  virtual std::optional<NamedTensors> reply_schema(int64_t client_id, const Message& sent) const {
+    (void)client_id; (void)sent;
+    return std::nullopt;
+  }
   // Folds the replies of one round into the global state. Replies are sorted by client id;
   // some sampled clients may be missing (deployment: late or vanished clients).
   virtual void aggregate(int64_t round, const std::vector<Reply>& replies) = 0;

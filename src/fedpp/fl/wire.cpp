@@ -58,6 +58,18 @@ Message decode_message(const std::string& bytes, uint64_t seed, const NamedTenso
   // is expanded.
   constexpr int64_t kMaxElements = int64_t{1} << 40;
   int64_t decoded = 0;
+  const bool exempt = !limits.exempt_config_key.empty() &&
+                      w.config().find(limits.exempt_config_key) != w.config().end();
+  if (limits.exact && limits.shapes && !exempt) {
+    for (const auto& wt : w.tensors())
+      FEDPP_CHECK(limits.shapes->contains(wt.name()),
+                  "tensor '" + wt.name().substr(0, 64) + "' is not one the message may carry");
+    // Every name is expected, so the count matching means each once, none missing.
+    FEDPP_CHECK(w.tensors_size() == static_cast<int>(limits.shapes->size()),
+                "the message carries " + std::to_string(w.tensors_size()) +
+                    " tensors where exactly " + std::to_string(limits.shapes->size()) +
+                    " are expected");
+  }
   for (const auto& wt : w.tensors()) {
     const int64_t numel = checked_numel(wt.shape().data(), size_t(wt.shape().size()), kMaxElements,
                                         "malformed message: tensor '" + wt.name() + "'");

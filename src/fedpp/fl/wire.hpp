@@ -38,6 +38,12 @@ struct DecodeLimits {
   int64_t max_decoded_bytes = 0;
   // A tensor named like one of these must have its shape (not owned; may be null).
   const NamedTensors* shapes = nullptr;
+  // With `shapes`: the message must carry exactly those tensors, each once (none missing, none
+  // other); checked on the headers too. Not for a message whose config holds the key
+  // `exempt_config_key` (when not empty): e.g. a client's report that its fit failed, which
+  // carries no tensors and is rejected for that reason by the receiver.
+  bool exact = false;
+  std::string exempt_config_key;
 };
 
 // Throws fedpp::Error for malformed bytes, a wrong version, a delta without its reference, or

@@ -16,6 +16,9 @@
 
 namespace fedpp {
 
+// Config key of a reply that reports a failed fit (ClientRunner::fit) instead of an update.
+constexpr const char* kFitErrorKey = "fit_error";
+
 namespace {
 double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
@@ -155,11 +158,17 @@ ServerLoop::CheckedReply ServerLoop::check_reply(int64_t client, const std::stri
     DecodeLimits limits;
     limits.max_decoded_bytes = opt_.max_decoded_bytes;
     limits.shapes = &it->second.tensors;
+    const std::optional<NamedTensors> schema = server_->reply_schema(client, it->second);
+    if (schema) {
+      limits.shapes = &*schema;
+      limits.exact = true;
+      limits.exempt_config_key = kFitErrorKey;  // a failed fit: no tensors, rejected below
+    }
     Message m =
         decode_message(bytes, up_seed(opt_.seed, round_, client), &it->second.tensors, limits);
     const auto n = m.metrics.find("num_samples");
     reason = bad_metric(m.metrics);
-    if (auto f = m.config.find("fit_error"); f != m.config.end())
+    if (auto f = m.config.find(kFitErrorKey); f != m.config.end())
       reason = "the client's fit failed: " + f->second.substr(0, 300);
     if (reason.empty() && !m.tensors.all_finite())
       reason = "non-finite values (NaN or Inf) in its update";
@@ -450,7 +459,7 @@ std::string ClientRunner::fit_or_report(int64_t round, int64_t client,
   } catch (const Error& e) {
     *failed = true;
     Message m;
-    m.config["fit_error"] = std::string(e.what()).substr(0, 300);
+    m.config[kFitErrorKey] = std::string(e.what()).substr(0, 300);
     return encode_message(m, Pipeline(), up_seed(opt_.seed, round, client));
   }
 }

@@ -41,6 +41,10 @@ Message AveragingServer::configure_fit(int64_t, int64_t) {
   return m;
 }
 
+std::optional<NamedTensors> AveragingServer::reply_schema(int64_t, const Message& sent) const {
+  return sent.tensors;
+}
+
 void AveragingServer::aggregate(int64_t, const std::vector<Reply>& replies) {
   if (replies.empty()) return;  // nothing arrived: keep the shared tensors
   global_ = weighted_average(replies, global_);

@@ -26,6 +26,8 @@ NamedTensors weighted_average(const std::vector<Reply>& replies, const NamedTens
 class AveragingServer : public ServerAlgorithm {
  public:
   Message configure_fit(int64_t round, int64_t client_id) override;
+  // A reply carries new values of exactly the tensors sent, nothing else.
+  std::optional<NamedTensors> reply_schema(int64_t client_id, const Message& sent) const override;
   void aggregate(int64_t round, const std::vector<Reply>& replies) override;
   Message save_state() const override;
   void load_state(const Message& state) override;
