@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -7,6 +8,8 @@
 
 #include "fedpp/core/config.hpp"
 #include "fedpp/core/error.hpp"
+#include "fedpp/algorithms/common/global_model.hpp"
+#include "fedpp/fl/algorithm.hpp"
 #include "fedpp/models/state_dict.hpp"
 #include "fedpp/report/run_writer.hpp"
 #include "fedpp/runtime/simulation.hpp"
@@ -39,6 +42,47 @@ TEST(Simulation, FedAvgLearnsToyTask) {
   EXPECT_GT(rows.back().at("bytes_down"), 4 * params * 4);
   EXPECT_LT(rows.back().at("bytes_down"), 4 * (params * 4 + 400));
   EXPECT_GT(rows.back().at("client_macs"), 0);
+}
+
+// The personalised summary is the algorithm's (ServerAlgorithm::aggregate_evaluate): by default
+// mean, min and max of the clients' accuracy and the mean of their other metrics; a method may
+// add its own, here a median.
+TEST(Simulation, PersonalisedSummaryIsTheAlgorithms) {
+  ClientEvals evals{{0, {{"accuracy", 0.5}, {"loss", 1.0}, {"num_samples", 10}}},
+                    {3, {{"accuracy", 0.9}, {"loss", 3.0}, {"num_samples", 30}}},
+                    {4, {{"accuracy", 0.7}, {"loss", 2.0}, {"num_samples", 20}}}};
+  const auto s = summarise_personal(evals);
+  EXPECT_DOUBLE_EQ(s.at("personal_accuracy_mean"), 0.7);
+  EXPECT_DOUBLE_EQ(s.at("personal_accuracy_min"), 0.5);
+  EXPECT_DOUBLE_EQ(s.at("personal_accuracy_max"), 0.9);
+  EXPECT_DOUBLE_EQ(s.at("personal_loss_mean"), 2.0);
+  EXPECT_FALSE(s.count("personal_num_samples_mean"));
+
+  struct MedianServer : FedAvgServer {
+    using FedAvgServer::FedAvgServer;
+    std::map<std::string, double> aggregate_evaluate(int64_t round,
+                                                     const ClientEvals& e) const override {
+      auto out = FedAvgServer::aggregate_evaluate(round, e);
+      std::vector<double> acc;
+      for (const auto& [c, r] : e) acc.push_back(r.at("accuracy"));
+      std::sort(acc.begin(), acc.end());
+      out["personal_accuracy_median"] = acc[acc.size() / 2];
+      return out;
+    }
+  };
+  AlgorithmInfo info = find_algorithm("fedavg");
+  info.name = "fedavg_with_median";
+  info.personalized = true;
+  info.make_server = [](const AlgorithmSetup& s) { return std::make_unique<MedianServer>(s); };
+  register_algorithm(info);
+  auto rows = Simulation(toy_config("[algorithm]\nname = \"fedavg_with_median\"\n"), toy_data(3))
+                  .run();
+  ASSERT_EQ(rows.size(), 3u);
+  for (const auto& r : rows) {
+    ASSERT_TRUE(r.count("personal_accuracy_median"));
+    EXPECT_GE(r.at("personal_accuracy_median"), r.at("personal_accuracy_min"));
+    EXPECT_LE(r.at("personal_accuracy_median"), r.at("personal_accuracy_max"));
+  }
 }
 
 TEST(Simulation, SameSeedSameResultsAcrossWorkerCounts) {

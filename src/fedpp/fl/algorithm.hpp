@@ -109,6 +109,15 @@ class ClientAlgorithm {
   }
 };
 
+// Client id -> the metrics of its personalised evaluation reply ("accuracy", "loss",
+// "num_samples", ...).
+using ClientEvals = std::map<int64_t, std::map<std::string, double>>;
+
+// The default summary of a round's personalised evaluations: personal_accuracy_mean, _min and
+// _max over the clients' "accuracy", and personal_<name>_mean of every other metric but
+// num_samples and client (a plain mean over clients). `evals` must not be empty.
+std::map<std::string, double> summarise_personal(const ClientEvals& evals);
+
 class ServerAlgorithm {
  public:
   virtual ~ServerAlgorithm() = default;
@@ -135,6 +144,15 @@ class ServerAlgorithm {
   virtual std::map<std::string, double> evaluate(int64_t round, const Dataset& test) {
     (void)round; (void)test;
     return {};
+  }
+  // The round's personalised results from the clients' evaluation replies (called once per
+  // evaluated round, when at least one client answered; the keys go into the round's results
+  // as they are). Default: summarise_personal. A method may add or replace summaries (e.g. a
+  // median, or a sample-weighted mean).
+  virtual std::map<std::string, double> aggregate_evaluate(int64_t round,
+                                                           const ClientEvals& evals) const {
+    (void)round;
+    return summarise_personal(evals);
   }
   // Message for personalised evaluation of one client, or nullopt when the method evaluates
   // only globally.

@@ -375,23 +375,9 @@ void ServerLoop::end_eval(Row* row) {
   if (test_.size() > 0)
     for (const auto& [k, v] : server_->evaluate(round_, test_)) (*row)[k] = v;
   if (!evals_.empty()) {
-    double sum = 0, lo = 1e300, hi = -1e300;
-    std::map<std::string, double> extra;
+    for (const auto& [k, v] : server_->aggregate_evaluate(round_, evals_)) (*row)[k] = v;
     std::vector<Row> rows;
-    for (const auto& [c, r] : evals_) {
-      double a = r.at("accuracy");
-      sum += a;
-      lo = std::min(lo, a);
-      hi = std::max(hi, a);
-      for (const auto& [k, v] : r)
-        if (k != "accuracy" && k != "client" && k != "num_samples") extra[k] += v;
-      rows.push_back(r);
-    }
-    const double n = static_cast<double>(evals_.size());
-    (*row)["personal_accuracy_mean"] = sum / n;
-    (*row)["personal_accuracy_min"] = lo;
-    (*row)["personal_accuracy_max"] = hi;
-    for (const auto& [k, v] : extra) (*row)["personal_" + k + "_mean"] = v / n;
+    for (const auto& [c, r] : evals_) rows.push_back(r);
     double eb = 0;
     for (const auto& [c, b] : eval_sent_bytes_) eb += static_cast<double>(b);
     (*row)["bytes_eval"] = eb;
