@@ -10,11 +10,11 @@
 #include <cstring>
 #include <filesystem>
 #include <numeric>
-#include <random>
 
 #include "fedpp/core/config.hpp"
 #include "fedpp/core/error.hpp"
 #include "fedpp/core/files.hpp"
+#include "fedpp/core/random.hpp"
 #include "fedpp/core/seed.hpp"
 
 namespace fs = std::filesystem;
@@ -286,14 +286,14 @@ RawData make_synthetic(int64_t n, int64_t classes, int64_t c, int64_t h, int64_t
                   str(w) + "])");
   // Each class is a Gaussian cloud around its own centre image (pixel values around 128,
   // spread 40); samples add pixel noise of spread 50 and are clamped to [0, 255].
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> normal(0.f, 1.f);
+  Rng rng(seed);
+  Normal<float> normal(0.f, 1.f);
   const int64_t d = c * h * w;
   std::vector<float> centres(static_cast<size_t>(classes * d));
   for (auto& v : centres) v = 128.f + 40.f * normal(rng);
   std::vector<int64_t> labels(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) labels[i] = i % classes;
-  std::shuffle(labels.begin(), labels.end(), rng);
+  shuffle(labels, rng);
   auto images = torch::empty({n, c, h, w}, torch::kUInt8);
   uint8_t* px = images.data_ptr<uint8_t>();
   for (int64_t i = 0; i < n; ++i) {
@@ -517,8 +517,8 @@ RawData take_subset(const RawData& raw, int64_t count, uint64_t seed) {
   if (count == 0 || count >= n) return raw;
   std::vector<int64_t> idx(static_cast<size_t>(n));
   std::iota(idx.begin(), idx.end(), 0);
-  std::mt19937_64 rng(seed);
-  std::shuffle(idx.begin(), idx.end(), rng);
+  Rng rng(seed);
+  shuffle(idx, rng);
   idx.resize(size_t(count));
   std::sort(idx.begin(), idx.end());
   auto index = torch::tensor(idx, torch::kInt64);

@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <map>
 #include <numeric>
-#include <random>
 
 #include "fedpp/core/config.hpp"
 #include "fedpp/core/error.hpp"
+#include "fedpp/core/random.hpp"
 #include "fedpp/core/seed.hpp"
 #include "fedpp/data/loaders.hpp"
 
@@ -54,31 +54,31 @@ std::vector<int64_t> range(int64_t n) {
   return v;
 }
 
-Lists partition_iid(int64_t n, int64_t clients, std::mt19937_64& rng) {
+Lists partition_iid(int64_t n, int64_t clients, Rng& rng) {
   auto perm = range(n);
-  std::shuffle(perm.begin(), perm.end(), rng);
+  shuffle(perm, rng);
   Lists out(static_cast<size_t>(clients));
   deal(perm, std::vector<double>(size_t(clients), 1.0), range(clients), &out);
   return out;
 }
 
 // Shares of a Dirichlet(alpha, ..., alpha) draw over `k` parts, via normalised Gamma draws.
-std::vector<double> dirichlet_shares(int64_t k, double alpha, std::mt19937_64& rng) {
-  std::gamma_distribution<double> gamma(alpha, 1.0);
+std::vector<double> dirichlet_shares(int64_t k, double alpha, Rng& rng) {
+  Gamma gamma(alpha, 1.0);
   std::vector<double> s(static_cast<size_t>(k));
   for (auto& v : s) v = gamma(rng);
   if (std::accumulate(s.begin(), s.end(), 0.0) <= 0.0) {  // all draws underflowed (tiny alpha)
     std::fill(s.begin(), s.end(), 0.0);
-    s[std::uniform_int_distribution<size_t>(0, s.size() - 1)(rng)] = 1.0;
+    s[uniform_below(rng, s.size())] = 1.0;
   }
   return s;
 }
 
-Lists partition_dirichlet(Lists by_class, const PartitionSpec& spec, std::mt19937_64& rng) {
+Lists partition_dirichlet(Lists by_class, const PartitionSpec& spec, Rng& rng) {
   const int64_t clients = spec.num_clients;
   int64_t n = 0;
   for (auto& idx : by_class) {
-    std::shuffle(idx.begin(), idx.end(), rng);
+    shuffle(idx, rng);
     n += int64_t(idx.size());
   }
   FEDPP_CHECK(n >= clients * spec.min_samples,
@@ -87,7 +87,7 @@ Lists partition_dirichlet(Lists by_class, const PartitionSpec& spec, std::mt1993
                   " samples; lower data.min_samples or data.num_clients");
   constexpr int kMaxDraws = 1000;
   for (int draw = 0; draw < kMaxDraws; ++draw) {
-    Lists out(static_cast<size_t>(clients));
+  Lists out(static_cast<size_t>(clients));
     for (const auto& idx : by_class)
       deal(idx, dirichlet_shares(clients, spec.alpha, rng), range(clients), &out);
     bool ok = std::all_of(out.begin(), out.end(),
@@ -100,7 +100,7 @@ Lists partition_dirichlet(Lists by_class, const PartitionSpec& spec, std::mt1993
               "; raise data.alpha or lower data.min_samples");
 }
 
-Lists partition_pathological(Lists by_class, const PartitionSpec& spec, std::mt19937_64& rng) {
+Lists partition_pathological(Lists by_class, const PartitionSpec& spec, Rng& rng) {
   const int64_t classes = int64_t(by_class.size()), clients = spec.num_clients;
   const int64_t k = spec.classes_per_client;
   FEDPP_CHECK(k <= classes, "pathological partition: data.classes_per_client = " + str(k) +
@@ -113,13 +113,12 @@ Lists partition_pathological(Lists by_class, const PartitionSpec& spec, std::mt1
   Lists holders(static_cast<size_t>(classes));
   for (int64_t i = 0; i < clients; ++i)
     for (int64_t j = 0; j < k; ++j) holders[size_t((i * k + j) % classes)].push_back(i);
-  std::uniform_real_distribution<double> share(0.4, 0.6);
   Lists out(static_cast<size_t>(clients));
   for (int64_t c = 0; c < classes; ++c) {
     auto& idx = by_class[size_t(c)];
-    std::shuffle(idx.begin(), idx.end(), rng);
+    shuffle(idx, rng);
     std::vector<double> shares;
-    for (size_t h = 0; h < holders[size_t(c)].size(); ++h) shares.push_back(share(rng));
+    for (size_t h = 0; h < holders[size_t(c)].size(); ++h) shares.push_back(uniform_real(rng, 0.4, 0.6));
     deal(idx, shares, holders[size_t(c)], &out);
   }
   return out;
@@ -140,7 +139,7 @@ Lists test_by_train_share(const Lists& train_lists, const torch::Tensor& train_y
                           const torch::Tensor& test_y, int64_t num_classes, uint64_t seed) {
   auto y = train_y.to(torch::kInt64).contiguous();
   const int64_t* p = y.data_ptr<int64_t>();
-  std::mt19937_64 rng(seed);
+  Rng rng(seed);
   Lists test_by_class = indices_by_class(test_y, num_classes);
   Lists out(train_lists.size());
   for (int64_t c = 0; c < num_classes; ++c) {
@@ -156,7 +155,7 @@ Lists test_by_train_share(const Lists& train_lists, const torch::Tensor& train_y
     }
     if (owners.empty()) continue;  // no client trains on class c: its test samples go unused
     auto& idx = test_by_class[size_t(c)];
-    std::shuffle(idx.begin(), idx.end(), rng);
+    shuffle(idx, rng);
     deal(idx, shares, owners, &out);
   }
   for (auto& l : out) std::sort(l.begin(), l.end());
@@ -183,7 +182,7 @@ std::vector<std::vector<int64_t>> partition_indices(const torch::Tensor& labels,
   FEDPP_CHECK(spec.num_clients >= 1,
               "data.num_clients must be at least 1 (got " + str(spec.num_clients) + ")");
   FEDPP_CHECK(num_classes >= 1, "partition: the data set has no classes");
-  std::mt19937_64 rng(spec.seed);
+  Rng rng(spec.seed);
   Lists by_class = indices_by_class(labels, num_classes);
   Lists out;
   if (spec.kind == "iid") {
@@ -216,11 +215,11 @@ void split_train_test(const std::vector<int64_t>& idx, const torch::Tensor& labe
   const int64_t* p = y.data_ptr<int64_t>();
   std::map<int64_t, std::vector<int64_t>> by_label;
   for (int64_t i : idx) by_label[p[i]].push_back(i);
-  std::mt19937_64 rng(seed);
+  Rng rng(seed);
   train->clear();
   test->clear();
   for (auto& [label, members] : by_label) {
-    std::shuffle(members.begin(), members.end(), rng);
+    shuffle(members, rng);
     auto n_test = int64_t(std::llround(test_fraction * double(members.size())));
     test->insert(test->end(), members.begin(), members.begin() + n_test);
     train->insert(train->end(), members.begin() + n_test, members.end());

@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
-#include <random>
 
 #include "fedpp/core/config.hpp"
 #include "fedpp/core/error.hpp"
+#include "fedpp/core/random.hpp"
 #include "fedpp/core/seed.hpp"
 
 namespace fedpp {
@@ -32,8 +32,8 @@ std::unique_ptr<torch::optim::SGD> make_sgd(const std::vector<torch::Tensor>& pa
 std::vector<int64_t> shuffled_order(int64_t n, uint64_t seed) {
   std::vector<int64_t> order(n);
   std::iota(order.begin(), order.end(), 0);
-  std::mt19937_64 rng(seed);
-  std::shuffle(order.begin(), order.end(), rng);
+  Rng rng(seed);
+  shuffle(order, rng);
   return order;
 }
 

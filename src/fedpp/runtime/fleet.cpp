@@ -11,19 +11,13 @@
 #include <sstream>
 
 #include "fedpp/core/error.hpp"
+#include "fedpp/core/random.hpp"
 #include "fedpp/core/seed.hpp"
 #include "fedpp/runtime/fleet_builtin.hpp"
 
 namespace fedpp {
 
 namespace {
-
-// A uniform integer in [0, n) from 64 random bits (Lemire's multiply-shift: portable, unlike
-// std::uniform_int_distribution).
-uint64_t below(uint64_t bits, uint64_t n) {
-  return static_cast<uint64_t>((static_cast<unsigned __int128>(bits) * n) >> 64);
-}
-double unit(uint64_t bits) { return static_cast<double>(bits >> 11) * 0x1.0p-53; }
 
 double number(const toml::table& t, const std::string& key, const std::string& where,
               bool required, double def) {
@@ -193,7 +187,7 @@ Fleet::Fleet(FleetProfile profile, int64_t num_clients, uint64_t run_seed,
     std::iota(order.begin(), order.end(), 0);
     for (size_t i = n; i > 1; --i) {  // Fisher-Yates, portable draws
       const uint64_t bits = derive_seed(run_seed, Purpose::kFleet, {1, static_cast<uint64_t>(i)});
-      std::swap(order[i - 1], order[below(bits, i)]);
+      std::swap(order[i - 1], order[bits_below(bits, i)]);
     }
     size_t pos = 0;
     for (size_t j = 0; j < k; ++j)
@@ -253,7 +247,7 @@ const DeviceClass& Fleet::device_of(int64_t client) const {
 bool Fleet::available(int64_t round, int64_t client) const {
   const double a = device_of(client).availability;
   if (a >= 1) return true;
-  return unit(derive_seed(seed_, Purpose::kFleet,
+  return bits_unit(derive_seed(seed_, Purpose::kFleet,
                           {2, static_cast<uint64_t>(round), static_cast<uint64_t>(client)})) < a;
 }
 

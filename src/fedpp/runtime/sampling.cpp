@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
-#include <random>
 
+#include "fedpp/core/random.hpp"
 #include "fedpp/core/seed.hpp"
 
 namespace fedpp {
@@ -20,8 +20,8 @@ std::vector<int64_t> sample_clients(int64_t n, double fraction, uint64_t run_see
 std::vector<int64_t> sample_from(std::vector<int64_t> all, int64_t count, uint64_t run_seed,
                                  int64_t round) {
   if (count < static_cast<int64_t>(all.size())) {
-    std::mt19937_64 rng(derive_seed(run_seed, Purpose::kSampling, {static_cast<uint64_t>(round)}));
-    std::shuffle(all.begin(), all.end(), rng);
+    Rng rng(derive_seed(run_seed, Purpose::kSampling, {static_cast<uint64_t>(round)}));
+    shuffle(all, rng);
     all.resize(static_cast<size_t>(std::max<int64_t>(0, count)));
   }
   std::sort(all.begin(), all.end());
