@@ -1,8 +1,9 @@
-"""PyTorch definitions of fedpp's feed-forward zoo models, for the model files fedpp writes.
+"""PyTorch definitions of fedpp's zoo models, for the model files fedpp writes.
 
 fedpp writes a run's global model as global_model.pt, a state dict that Python's torch.load reads.
 The modules below have the same tensor names, shapes and forward pass as fedpp's ConvNet
-(src/fedpp/models/zoo.hpp), so the saved weights give the same predictions in PyTorch:
+(src/fedpp/models/zoo.hpp) and bottleneck ResNets (src/fedpp/models/resnet.hpp), so the saved
+weights give the same predictions in PyTorch:
 
     import torch, sys
     sys.path.insert(0, "scripts")
@@ -74,12 +75,113 @@ class ConvNet(nn.Module):
         return self.head(self.features(x))
 
 
+class Bottleneck(nn.Module):
+    """Bottleneck block, expansion 4 (src/fedpp/models/resnet.hpp): 1x1 BN ReLU, 3x3 stride s BN
+    ReLU, 1x1 BN, plus the identity or downsample (1x1 stride-s conv + BN), then ReLU."""
+
+    def __init__(self, in_channels, planes, stride):
+        super().__init__()
+        out = planes * 4
+        self.conv1 = nn.Conv2d(in_channels, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, out, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(out)
+        self.downsample = None
+        if stride != 1 or in_channels != out:
+            self.downsample = nn.Sequential(nn.Conv2d(in_channels, out, 1, stride=stride, bias=False),
+                                            nn.BatchNorm2d(out))
+
+    def forward(self, x):
+        y = F.relu(self.bn1(self.conv1(x)))
+        y = F.relu(self.bn2(self.conv2(y)))
+        y = self.bn3(self.conv3(y))
+        return F.relu(y + (self.downsample(x) if self.downsample is not None else x))
+
+
+class BottleneckResNet(nn.Module):
+    """fedpp's ResNets (FedGKT's, after FedML's resnet56_gkt). Optional stem (3x3 conv C->16, BN,
+    ReLU: conv1, bn1), stages layer1, layer2, ... of bottleneck blocks with planes 16, 32, 64
+    (stride 2 at the start of every stage but the first), global average pool, Linear fc.
+    resnet8: stem + one stage of 2 blocks (the FedGKT client; feature_map(x) is its stem's output
+    H [N, 16, H, W]); resnet56 / resnet110: stem + 3 stages of 6 / 12 blocks; resnet56_server /
+    resnet110_server: the same without the stem, whose input is H (in_shape = (16, H, W))."""
+
+    def __init__(self, in_shape, classes, stem, blocks_per_stage):
+        super().__init__()
+        c = in_shape[0]
+        self.stem = stem
+        if stem:
+            self.conv1 = nn.Conv2d(c, 16, 3, padding=1, bias=False)
+            self.bn1 = nn.BatchNorm2d(16)
+            c = 16
+        self.n_stages = len(blocks_per_stage)
+        for s, blocks in enumerate(blocks_per_stage):
+            planes = 16 << s
+            layers = []
+            for b in range(blocks):
+                layers.append(Bottleneck(c, planes, 2 if (s > 0 and b == 0) else 1))
+                c = planes * 4
+            setattr(self, f"layer{s + 1}", nn.Sequential(*layers))
+        self.fc = nn.Linear(c, classes)
+
+    def feature_map(self, x):
+        return F.relu(self.bn1(self.conv1(x))) if self.stem else x
+
+    def features(self, x):
+        h = self.feature_map(x)
+        for s in range(self.n_stages):
+            h = getattr(self, f"layer{s + 1}")(h)
+        return h.mean((2, 3))
+
+    def head(self, r):
+        return self.fc(r)
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+# name -> (stem, blocks per stage): src/fedpp/models/resnet.cpp, zoo.cpp
+RESNETS = {
+    "resnet8": (True, (2,)),
+    "resnet56": (True, (6, 6, 6)),
+    "resnet110": (True, (12, 12, 12)),
+    "resnet56_server": (False, (6, 6, 6)),
+    "resnet110_server": (False, (12, 12, 12)),
+}
+
+
 def build(name, in_shape=(1, 28, 28), classes=10, with_head=True):
-    """The zoo model `name` (fedavg_cnn, cnn1..cnn5, mlp) for inputs `in_shape` = (C, H, W)."""
+    """The zoo model `name` (fedavg_cnn, cnn1..cnn5, mlp, resnet8, resnet56, resnet110,
+    resnet56_server, resnet110_server) for inputs `in_shape` = (C, H, W); a server ResNet's input
+    is the resnet8 feature map, in_shape = (16, H, W)."""
+    if name in RESNETS:
+        stem, blocks = RESNETS[name]
+        return BottleneckResNet(in_shape, classes, stem, blocks)
     if name not in CONFIGS:
-        raise ValueError(f"no PyTorch definition for zoo model '{name}' here; known: {sorted(CONFIGS)}")
+        raise ValueError(f"no PyTorch definition for zoo model '{name}' here; known: "
+                         f"{sorted(CONFIGS) + sorted(RESNETS)}")
     convs, same, hidden = CONFIGS[name]
     return ConvNet(in_shape, classes, convs, same, hidden, with_head)
+
+
+class FedGKT(nn.Module):
+    """FedGKT's large model as the paper scores it: a client's resnet8 extractor (its stem) followed
+    by the server model (global_model.pt of a FedGKT run, fedgkt.server_model). Tensors: client.*
+    (the whole resnet8, of which forward uses the stem), server.*. client_logits(x) is the
+    client's resnet8 alone, what the edge device runs."""
+
+    def __init__(self, server_model, in_shape, classes):
+        super().__init__()
+        self.client = build("resnet8", in_shape, classes)
+        self.server = build(server_model, (16, in_shape[1], in_shape[2]), classes)
+
+    def forward(self, x):
+        return self.server(self.client.feature_map(x))
+
+    def client_logits(self, x):
+        return self.client(x)
 
 
 class MoeGate(nn.Module):

@@ -17,7 +17,7 @@ except ImportError:
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "scripts"))
-from fedpp_models import build, build_exported  # noqa: E402
+from fedpp_models import FedGKT, build, build_exported  # noqa: E402
 
 CONFIG = """seed = 4
 rounds = 1
@@ -49,7 +49,7 @@ def run(*cmd):
 def main():
     fedpp = sys.argv[1]
     with tempfile.TemporaryDirectory(prefix="fedpp_export_") as tmp:
-        for name in ("mlp", "fedavg_cnn", "cnn3"):
+        for name in ("mlp", "fedavg_cnn", "cnn3", "resnet8"):
             cfg = os.path.join(tmp, f"{name}.toml")
             with open(cfg, "w") as f:
                 f.write(CONFIG.format(model=name))
@@ -159,8 +159,67 @@ def main():
                                      f"{e['global_expert']}): PyTorch accuracy {acc} on "
                                      f"{len(d['test_y'])} images, fedpp reported "
                                      f"{reported[e['client']]}")
-    print("export: PyTorch reads fedpp's models (FedAvg, Standalone, FedMoE) and fedpp reads "
-          "PyTorch's")
+        check_fedgkt(fedpp, tmp)
+    print("export: PyTorch reads fedpp's models (FedAvg, Standalone, FedMoE, FedGKT) and fedpp "
+          "reads PyTorch's")
+
+
+def accuracy(logits, y):
+    return (logits.argmax(1) == y).double().mean().item()
+
+
+def check_fedgkt(fedpp, tmp):
+    """FedGKT: the server model (global_model.pt) behind each client's resnet8 extractor scores the
+    global test set as fedpp's evaluation did (mean and worst client), each resnet8 alone too, and
+    each client's resnet8 scores its own test split as its personalised evaluation reported."""
+    cfg = os.path.join(tmp, "fedgkt.toml")
+    with open(cfg, "w") as f:
+        f.write(CONFIG.format(model="mlp").replace(
+            '[model]\nname = "mlp"', '[algorithm]\nname = "fedgkt"').replace(
+            "[train]\nlr = 0.02\nbatch_size = 32", "[fedgkt]\nbatch_size = 32"))
+    out = os.path.join(tmp, "fedgkt")
+    run(fedpp, "run", cfg, "--out", out, "--set", "rounds=2", "--set", "fedgkt.server_epochs=1",
+        "--set", "output.save_client_models=true")
+    with open(os.path.join(out, "client_models", "index.json")) as f:
+        index = json.load(f)
+    with open(os.path.join(out, "metrics.jsonl")) as f:
+        metrics = [json.loads(line) for line in f][-1]
+    with open(os.path.join(out, "clients.jsonl")) as f:
+        personal = {c["client"]: c["accuracy"] for c in [json.loads(l) for l in f][-1]["clients"]}
+    if [e["model"] for e in index] != ["resnet8", "resnet8"] or len(personal) != 2:
+        raise AssertionError(f"FedGKT client models: index {index}, evaluation {personal}")
+    test = os.path.join(tmp, "fedgkt_test.pt")
+    run(fedpp, "data", cfg, "--out", test)
+    t = torch.load(test)
+    server = torch.load(os.path.join(out, "global_model.pt"))
+    joint, alone, joint_loss, alone_loss = [], [], [], []
+    for e in index:
+        model = FedGKT("resnet56_server", (1, 28, 28), 4)
+        model.client.load_state_dict(torch.load(os.path.join(out, "client_models", e["file"])))
+        model.server.load_state_dict(server)
+        model.eval()
+        split = os.path.join(tmp, f"gkt_client{e['client']}.pt")
+        run(fedpp, "data", cfg, "--client", str(e["client"]), "--out", split)
+        d = torch.load(split)
+        with torch.no_grad():
+            z, zc = model(t["test_x"]), model.client_logits(t["test_x"])
+            joint.append(accuracy(z, t["test_y"]))
+            alone.append(accuracy(zc, t["test_y"]))
+            joint_loss.append(torch.nn.functional.cross_entropy(z, t["test_y"]).item())
+            alone_loss.append(torch.nn.functional.cross_entropy(zc, t["test_y"]).item())
+            own = accuracy(model.client_logits(d["test_x"]), d["test_y"])
+        if abs(own - personal[e["client"]]) > 1e-12:
+            raise AssertionError(f"FedGKT client {e['client']}: its resnet8 scores {own} on its "
+                                 f"split in PyTorch, fedpp reported {personal[e['client']]}")
+    # Accuracies exactly; the mean cross-entropies (continuous, so a wrong module cannot match
+    # by chance) to float32 rounding.
+    want = {"accuracy": (sum(joint) / 2, 1e-9), "accuracy_min": (min(joint), 1e-9),
+            "client_accuracy": (sum(alone) / 2, 1e-9), "loss": (sum(joint_loss) / 2, 1e-5),
+            "client_loss": (sum(alone_loss) / 2, 1e-5)}
+    for k, (v, tol) in want.items():
+        if abs(metrics[k] - v) > tol * max(1.0, abs(v)):
+            raise AssertionError(f"FedGKT {k}: {v} in PyTorch (per client {joint}, {alone}), "
+                                 f"{metrics[k]} in fedpp")
 
 
 if __name__ == "__main__":

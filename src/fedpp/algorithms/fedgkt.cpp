@@ -1,6 +1,6 @@
 #include "fedpp/algorithms/fedgkt.hpp"
 
-#include "fedpp/algorithms/hetero.hpp"  // evaluate_reply
+#include "fedpp/algorithms/hetero.hpp"  // evaluate_reply, export_private
 
 #include <algorithm>
 #include <cmath>
@@ -328,6 +328,10 @@ std::map<std::string, double> FedGktServer::evaluate(int64_t, const Dataset& tes
 
 std::optional<Message> FedGktServer::configure_evaluate(int64_t, int64_t) { return Message{}; }
 
+std::optional<ExportedModel> FedGktServer::global_model() const {
+  return ExportedModel{opt_.server_model, module_state(*model_).clone(), {}};
+}
+
 Message FedGktServer::save_state() const {
   Message m;
   m.tensors = module_state(*model_).clone().add_prefix("model.");
@@ -376,6 +380,11 @@ FedGktClient::FedGktClient(const AlgorithmSetup& setup)
   model_ = std::dynamic_pointer_cast<ResNet8>(make_model_seeded("resnet8", setup.spec, 0));
   FEDPP_CHECK(model_, "model 'resnet8' is not a ResNet8");
   model_->to(setup.device);
+}
+
+std::optional<ExportedModel> FedGktClient::personal_model(int64_t, const ClientState& state,
+                                                          const Message&) const {
+  return export_private("resnet8", state, "model.");
 }
 
 void FedGktClient::restore(const ClientContext& ctx) {

@@ -122,6 +122,10 @@ class FedGktServer : public ServerAlgorithm {
   std::optional<Message> configure_evaluate(int64_t round, int64_t client_id) override;
   Message save_state() const override;
   void load_state(const Message& state) override;
+  // The server model (fedgkt.server_model, e.g. "resnet56_server") as it stands after the last
+  // aggregate: its input is a client extractor's feature map [B, 16, H, W], so in PyTorch it
+  // runs behind a client's resnet8 stem (docs/models.md, FedGKT).
+  std::optional<ExportedModel> global_model() const override;
 
   Model& model() { return *model_; }
   const FeatureCache& cache() const { return *cache_; }
@@ -149,6 +153,9 @@ class FedGktClient : public ClientAlgorithm {
   explicit FedGktClient(const AlgorithmSetup& setup);
   Message fit(const Message& in, ClientContext& ctx) override;
   Message evaluate(const Message& in, ClientContext& ctx) override;
+  // The client's resnet8 (what its personalised evaluation scores; nullopt before it trained).
+  std::optional<ExportedModel> personal_model(int64_t client_id, const ClientState& state,
+                                              const Message& shared) const override;
 
  private:
   // Loads the client's resnet8 from its state (a fresh seeded one on its first round).
