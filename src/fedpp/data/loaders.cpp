@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <numeric>
+#include <utility>
 
 #include "fedpp/core/config.hpp"
 #include "fedpp/core/error.hpp"
@@ -330,18 +331,24 @@ ChannelStats channel_stats(const torch::Tensor& images_u8) {
   return stats;
 }
 
-Dataset normalise(const RawData& raw, const ChannelStats& stats, const std::string& name) {
-  const int64_t channels = raw.images.size(1);
+// The per-channel mean and the standard deviation normalisation divides by, as float tensors of
+// shape [1, C, 1, 1]; a constant channel (std 0) is divided by 1. Used both ways: normalise()
+// and pixels_of().
+std::pair<torch::Tensor, torch::Tensor> channel_scale(const ChannelStats& stats, int64_t channels,
+                                                      const std::string& name) {
   FEDPP_CHECK(int64_t(stats.mean.size()) == channels && int64_t(stats.std.size()) == channels,
               name + ": channel statistics have " + str(int64_t(stats.mean.size())) +
                   " channels but the images have " + str(channels));
   std::vector<float> mean(stats.mean.begin(), stats.mean.end()), sd;
-  for (double s : stats.std) sd.push_back(s > 1e-12 ? float(s) : 1.f);  // constant channel
+  for (double s : stats.std) sd.push_back(s > 1e-12 ? float(s) : 1.f);
+  return {torch::tensor(mean).view({1, channels, 1, 1}),
+          torch::tensor(sd).view({1, channels, 1, 1})};
+}
+
+Dataset normalise(const RawData& raw, const ChannelStats& stats, const std::string& name) {
+  const auto [mean, sd] = channel_scale(stats, raw.images.size(1), name);
   Dataset ds;
-  ds.x = raw.images.to(torch::kFloat32)
-             .div_(255.f)
-             .sub_(torch::tensor(mean).view({1, channels, 1, 1}))
-             .div_(torch::tensor(sd).view({1, channels, 1, 1}));
+  ds.x = raw.images.to(torch::kFloat32).div_(255.f).sub_(mean).div_(sd);
   ds.y = raw.labels.to(torch::kInt64).contiguous();
   ds.num_classes = raw.num_classes;
   ds.name = name;
@@ -606,13 +613,8 @@ namespace {
 // The pixels a normalised Dataset came from: round((x * std + mean) * 255), exact for bytes (the
 // float error is far below half a grey level). uint8 [N, C, H, W].
 torch::Tensor pixels_of(const Dataset& d, const ChannelStats& stats) {
-  const int64_t channels = d.x.size(1);
-  FEDPP_CHECK(int64_t(stats.mean.size()) == channels,
-              d.name + ": channel statistics do not fit the images");
-  std::vector<float> mean(stats.mean.begin(), stats.mean.end()), sd;
-  for (double v : stats.std) sd.push_back(v > 1e-12 ? float(v) : 1.f);  // as normalise() does
-  return (d.x * torch::tensor(sd).view({1, channels, 1, 1}) +
-          torch::tensor(mean).view({1, channels, 1, 1}))
+  const auto [mean, sd] = channel_scale(stats, d.x.size(1), d.name);
+  return (d.x * sd + mean)
       .mul(255.f)
       .round()
       .clamp(0, 255)
