@@ -1,7 +1,7 @@
 // The distillation-family baselines: FedProto, FD, FML, FedKD (and their shared helpers).
 #include <gtest/gtest.h>
 
-#include "fedpp/algorithms/distill.hpp"
+#include "fedpp/algorithms/common/distill.hpp"
 #include "fedpp/algorithms/fd.hpp"
 #include "fedpp/algorithms/fedkd.hpp"
 #include "fedpp/algorithms/fedproto.hpp"

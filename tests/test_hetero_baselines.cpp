@@ -1,8 +1,8 @@
-// The model-heterogeneous helpers (hetero.hpp) and the baselines Standalone, LG-FedAvg, FedGH.
+// The model-heterogeneous helpers (common/hetero.hpp) and the baselines Standalone, LG-FedAvg, FedGH.
 #include <gtest/gtest.h>
 
 #include "fedpp/algorithms/fedgh.hpp"
-#include "fedpp/algorithms/hetero.hpp"
+#include "fedpp/algorithms/common/hetero.hpp"
 #include "fedpp/algorithms/common/heads.hpp"
 #include "fedpp/algorithms/lgfedavg.hpp"
 #include "fedpp/algorithms/standalone.hpp"

@@ -2,7 +2,7 @@
 // Federated Distillation and Augmentation under Non-IID Private Data", 2018), in the
 // model-heterogeneous setting of docs/methods/fedmoe.md.
 //
-// Client k trains its own private zoo model (hetero.hpp; prefix "model." in its ClientState) on
+// Client k trains its own private zoo model (common/hetero.hpp; prefix "model." in its ClientState) on
 // CE + fd.lambda * D(logits, G[y]), where G[y] is the global mean logit vector of the sample's
 // label (samples whose class has none yet add nothing; round 1 is plain CE). D is, by fd.loss:
 //   "kd" (default): T^2 * KL(softmax(G[y]/T) || softmax(logits/T)), T = fd.temperature, the
@@ -24,8 +24,8 @@
 #include <string>
 #include <vector>
 
-#include "fedpp/algorithms/distill.hpp"
-#include "fedpp/algorithms/hetero.hpp"
+#include "fedpp/algorithms/common/distill.hpp"
+#include "fedpp/algorithms/common/hetero.hpp"
 
 namespace fedpp {
 

@@ -20,7 +20,7 @@
 //   extractor (HtFLlib's point); the authors' code evaluates right after local training, which
 //   is the fit metric personal_accuracy_after_fit.
 #pragma once
-#include "fedpp/algorithms/hetero.hpp"
+#include "fedpp/algorithms/common/hetero.hpp"
 
 namespace fedpp {
 

@@ -1,6 +1,6 @@
 #include "fedpp/algorithms/fedgkt.hpp"
 
-#include "fedpp/algorithms/hetero.hpp"  // evaluate_reply, export_private
+#include "fedpp/algorithms/common/hetero.hpp"  // evaluate_reply, export_private
 
 #include <algorithm>
 #include <cmath>

@@ -62,7 +62,7 @@
 #include <memory>
 #include <string>
 
-#include "fedpp/algorithms/distill.hpp"  // kd_loss
+#include "fedpp/algorithms/common/distill.hpp"  // kd_loss
 #include "fedpp/algorithms/feature_cache.hpp"
 #include "fedpp/fl/algorithm.hpp"
 #include "fedpp/fl/training.hpp"

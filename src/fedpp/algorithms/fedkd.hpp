@@ -1,7 +1,7 @@
 // FedKD (Wu et al., "Communication-efficient federated learning via knowledge distillation",
 // Nature Communications 2022), in the model-heterogeneous setting of docs/methods/fedmoe.md.
 //
-// Client k holds a private teacher (its own zoo model, hetero.hpp; prefix "model.") and a private
+// Client k holds a private teacher (its own zoo model, common/hetero.hpp; prefix "model.") and a private
 // hidden-state adapter W_h = Linear(student D -> teacher D, no bias) (prefix "wh.", initialised
 // from private_init_seed(run seed, k, 1)); the student is the shared homogeneous model
 // (fedkd.shared_model, default cnn5). Each round the client loads the received student and trains
@@ -34,8 +34,8 @@
 #include <vector>
 
 #include "fedpp/algorithms/common/averaging.hpp"  // SharedModelServer
-#include "fedpp/algorithms/distill.hpp"
-#include "fedpp/algorithms/hetero.hpp"
+#include "fedpp/algorithms/common/distill.hpp"
+#include "fedpp/algorithms/common/hetero.hpp"
 
 namespace fedpp {
 

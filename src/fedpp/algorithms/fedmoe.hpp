@@ -1,7 +1,7 @@
 // FedMoE / pFedMoE (Yi et al., arXiv 2402.01350): model-heterogeneous personalised FL with a
 // per-client mixture of two experts (specification: docs/methods/fedmoe.md).
 //
-// Client k: local expert F_k = features() of its own zoo model (hetero.hpp), global expert G =
+// Client k: local expert F_k = features() of its own zoo model (common/hetero.hpp), global expert G =
 // features() of zoo model fedmoe.global_expert (default cnn5, shared), gate H_k = flattened raw
 // input -> norm -> Linear(d, m) -> Sigmoid -> Linear(m, 2) -> Softmax, head P_k = its own
 // model's head. r = a_g * G(x) + a_l * F_k(x); logits = P_k(r). All four are trained together
@@ -24,7 +24,7 @@
 #include <string>
 
 #include "fedpp/algorithms/common/averaging.hpp"
-#include "fedpp/algorithms/hetero.hpp"
+#include "fedpp/algorithms/common/hetero.hpp"
 #include "fedpp/fl/training.hpp"
 
 namespace fedpp {

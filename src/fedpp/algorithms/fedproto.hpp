@@ -1,7 +1,7 @@
 // FedProto (Tan et al., "FedProto: Federated Prototype Learning across Heterogeneous Clients",
 // AAAI 2022), in the model-heterogeneous setting of docs/methods/fedmoe.md.
 //
-// Client k trains its own private zoo model (hetero.hpp; prefix "model." in its ClientState) on
+// Client k trains its own private zoo model (common/hetero.hpp; prefix "model." in its ClientState) on
 // CE + fedproto.lambda * MSE(features(x), P[y]), where P[y] is the global prototype of the
 // sample's label (samples whose class has no global prototype yet add no MSE term; round 1 is
 // plain CE). After training it uploads only its per-class prototypes: the mean representation
@@ -26,8 +26,8 @@
 #include <string>
 #include <vector>
 
-#include "fedpp/algorithms/distill.hpp"
-#include "fedpp/algorithms/hetero.hpp"
+#include "fedpp/algorithms/common/distill.hpp"
+#include "fedpp/algorithms/common/hetero.hpp"
 
 namespace fedpp {
 

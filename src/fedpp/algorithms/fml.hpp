@@ -1,7 +1,7 @@
 // FML, federated mutual learning (Shen et al., "Federated Mutual Learning", 2020), in the
 // model-heterogeneous setting of docs/methods/fedmoe.md.
 //
-// Client k holds its private zoo model (hetero.hpp; prefix "model." in its ClientState) and a
+// Client k holds its private zoo model (common/hetero.hpp; prefix "model." in its ClientState) and a
 // copy of the shared homogeneous "meme" model (zoo model fml.shared_model, default cnn5, the
 // smallest of CNN-1..5). Each round it loads the received meme weights and trains both models
 // together with deep mutual learning on every batch:
@@ -24,8 +24,8 @@
 #include <vector>
 
 #include "fedpp/algorithms/common/averaging.hpp"  // SharedModelServer, FML's server
-#include "fedpp/algorithms/distill.hpp"
-#include "fedpp/algorithms/hetero.hpp"
+#include "fedpp/algorithms/common/distill.hpp"
+#include "fedpp/algorithms/common/hetero.hpp"
 
 namespace fedpp {
 

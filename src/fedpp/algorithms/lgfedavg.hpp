@@ -12,7 +12,7 @@
 // split (as HtFLlib evaluates after sending the parameters).
 #pragma once
 #include "fedpp/algorithms/common/averaging.hpp"
-#include "fedpp/algorithms/hetero.hpp"
+#include "fedpp/algorithms/common/hetero.hpp"
 
 namespace fedpp {
 

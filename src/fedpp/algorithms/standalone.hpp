@@ -1,10 +1,10 @@
 // Standalone (local training only), the lower bound of the pFedMoE paper's baselines: every
-// client trains its own zoo model (hetero.hpp: hetero.setting / hetero.models) on its own data
+// client trains its own zoo model (common/hetero.hpp: hetero.setting / hetero.models) on its own data
 // with train.*; nothing is shared. The server sends an empty Message; a client replies with no
 // tensors, only num_samples, train_loss and client_macs. The model lives in the client's
 // ClientState (prefix "model."). Personalised: every client is evaluated on its own test split.
 #pragma once
-#include "fedpp/algorithms/hetero.hpp"
+#include "fedpp/algorithms/common/hetero.hpp"
 
 namespace fedpp {
 

@@ -1,6 +1,6 @@
 #include "fedpp/algorithms/common/averaging.hpp"
 
-#include "fedpp/algorithms/hetero.hpp"  // client_models
+#include "fedpp/algorithms/common/hetero.hpp"  // client_models
 #include "fedpp/core/error.hpp"
 #include "fedpp/core/seed.hpp"
 

@@ -1,6 +1,6 @@
 #include "fedpp/algorithms/common/global_model.hpp"
 
-#include "fedpp/algorithms/hetero.hpp"  // evaluate_reply
+#include "fedpp/algorithms/common/hetero.hpp"  // evaluate_reply
 #include "fedpp/core/error.hpp"
 #include "fedpp/core/seed.hpp"
 #include "fedpp/models/state_dict.hpp"

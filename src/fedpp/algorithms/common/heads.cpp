@@ -2,7 +2,7 @@
 
 #include <set>
 
-#include "fedpp/algorithms/hetero.hpp"  // head_state, head_tensor_names
+#include "fedpp/algorithms/common/hetero.hpp"  // head_state, head_tensor_names
 #include "fedpp/core/error.hpp"
 #include "fedpp/fl/training.hpp"
 

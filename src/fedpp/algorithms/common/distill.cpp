@@ -1,4 +1,4 @@
-#include "fedpp/algorithms/distill.hpp"
+#include "fedpp/algorithms/common/distill.hpp"
 
 #include "fedpp/core/error.hpp"
 

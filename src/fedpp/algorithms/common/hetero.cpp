@@ -1,4 +1,4 @@
-#include "fedpp/algorithms/hetero.hpp"
+#include "fedpp/algorithms/common/hetero.hpp"
 
 #include <algorithm>
 
