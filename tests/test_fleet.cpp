@@ -284,3 +284,77 @@ TEST(Fleet, OnlyOnlineClientsAreSampled) {
   }
   std::filesystem::remove_all(dir);
 }
+
+TEST(Fleet, AvailabilityTracesParseMergeRepeatAndRefuseBadLines) {
+  auto t = parse_availability_trace("client,from_s,until_s\n0,10,20\n0,15,30\n0,90,100\n0,0,5\n"
+                                    "1,0,0\n",
+                                    "t.csv", 2, 100);
+  ASSERT_EQ(t.online.size(), 2u);
+  EXPECT_EQ(t.online[0], (std::vector<std::pair<double, double>>{{0, 5}, {10, 30}, {90, 100}}));
+  EXPECT_TRUE(t.online[1].empty());  // listed, never online
+  Fleet f(parse_fleet_profile(kTwoClasses, "two"), 2, 3, "seeded", t);
+  EXPECT_TRUE(f.available(1, 0, 15));
+  EXPECT_EQ(f.online_until(0, 15), 30);
+  EXPECT_FALSE(f.available(1, 0, 50));
+  EXPECT_EQ(f.online_until(0, 50), 50);        // offline: "until" is now
+  EXPECT_EQ(f.online_until(0, 1015), 1030);    // the period repeats
+  EXPECT_EQ(f.online_until(0, 195), 205);      // online through the period's end into [0, 5)
+  EXPECT_FALSE(f.available(1, 1, 0));
+  Fleet once(parse_fleet_profile(kTwoClasses, "two"), 2, 3, "seeded",
+             parse_availability_trace("0,10,20\n1,0,1e9\n", "t.csv", 2));
+  EXPECT_FALSE(once.available(1, 0, 115));     // no period: after its last line, offline
+  EXPECT_EQ(once.online_until(1, 5), 1e9);
+
+  auto err = [](const std::string& csv, double period = 0) {
+    return error_of([&] { parse_availability_trace(csv, "t.csv", 2, period); });
+  };
+  EXPECT_NE(err("0,1,2\n").find("no line for client 1"), std::string::npos);
+  EXPECT_NE(err("0,1,2\n1,5\n").find("line 2: expected 'client,from_s,until_s'"), std::string::npos);
+  EXPECT_NE(err("0,1,2\n1,x,3\n").find("from_s 'x' is not a number"), std::string::npos);
+  EXPECT_NE(err("0,1,2\n1,-1,3\n").find("from_s '-1'"), std::string::npos);
+  EXPECT_NE(err("0,3,2\n1,0,1\n").find("line 1: from_s"), std::string::npos);
+  EXPECT_NE(err("0,1,2\n2,0,1\n").find("client 2 is out of range"), std::string::npos);
+  EXPECT_NE(err("0,1,200\n1,0,1\n", 100).find("exceeds fleet.trace_period_s"), std::string::npos);
+  EXPECT_NE(err("0,1,2,3\n1,0,1\n").find("expected 'client,from_s,until_s'"), std::string::npos);
+  auto cfg = toy_config("[fleet]\ntrace = \"t.csv\"\n");
+  EXPECT_NE(error_of([&] { Simulation(cfg, toy_data(2, 8)).run(); })
+                .find("fleet.trace is set but fleet.profile is not"),
+            std::string::npos);
+}
+
+// Who is online follows the simulated clock: client 2 is never online, client 3 (a slow device)
+// is online only for the first second, so it is asked in round 1 but goes offline before its
+// reply would arrive (dropped, "left"), and is not asked again; 0 and 1 are always online.
+TEST(Fleet, ATraceDecidesWhoIsAskedAndWhoLeavesMidRound) {
+  const auto dir = temp_dir("trace");
+  auto profile = write(dir + "/two.toml", kTwoClasses);
+  auto assign = write(dir + "/assign.csv", "0,fast\n1,slow\n2,fast\n3,slow\n");
+  auto trace = write(dir + "/trace.csv", "0,0,1e12\n1,0,1e12\n2,0,0\n3,0,1\n");
+  auto cfg = toy_config("[fleet]\nprofile = \"" + profile + "\"\nassignment = \"" + assign +
+                        "\"\ntrace = \"" + trace + "\"\n");
+  cfg.set("output.dir=\"" + dir + "/run\"");
+  auto rows = Simulation(cfg, toy_data(4, 32)).run();
+  auto log = read_jsonl(dir + "/run/fleet.jsonl");
+  ASSERT_EQ(rows.size(), 3u);
+  std::vector<int64_t> asked;
+  for (const auto& c : log[0]["clients"]) asked.push_back(c["client"].get<int64_t>());
+  EXPECT_EQ(asked, (std::vector<int64_t>{0, 1, 3}));
+  EXPECT_EQ(rows[0].at("available"), 3);
+  EXPECT_EQ(rows[0].at("dropped"), 1);
+  EXPECT_EQ(rows[0].at("replies"), 2);
+  double slowest_kept = 0;
+  for (const auto& c : log[0]["clients"]) {
+    const bool left = c.contains("left") && c["left"].get<bool>();
+    EXPECT_EQ(left, c["client"] == 3) << c.dump();
+    EXPECT_EQ(c["kept"].get<bool>(), !left) << c.dump();
+    if (!left) slowest_kept = std::max(slowest_kept, c["seconds"].get<double>());
+  }
+  EXPECT_GT(log[0]["clients"][2]["seconds"].get<double>(), 1.0);  // the premise: 3 needs > 1 s
+  EXPECT_DOUBLE_EQ(rows[0].at("sim_round_s"), slowest_kept);
+  for (size_t r = 1; r < 3; ++r) {
+    EXPECT_EQ(rows[r].at("available"), 2);
+    EXPECT_EQ(rows[r].at("dropped"), 0);
+    EXPECT_EQ(log[r]["clients"].size(), 2u);
+  }
+  std::filesystem::remove_all(dir);
+}

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <limits>
 #include <fstream>
 #include <map>
 #include <numeric>
@@ -160,9 +162,77 @@ RoundClose close_round(std::vector<ClientTime> times, int64_t sampled, int64_t t
   return out;
 }
 
+namespace {
+
+// A non-negative number of seconds from a CSV field (the whole field must be the number).
+double seconds_field(const std::string& text, const std::string& where, const std::string& what) {
+  char* end = nullptr;
+  const double v = text.empty() ? NAN : std::strtod(text.c_str(), &end);
+  FEDPP_CHECK(!text.empty() && end == text.c_str() + text.size() && std::isfinite(v) && v >= 0,
+              where + ": " + what + " '" + text + "' is not a number of seconds >= 0");
+  return v;
+}
+
+}  // namespace
+
+AvailabilityTrace parse_availability_trace(const std::string& csv, const std::string& origin,
+                                           int64_t num_clients, double period_s) {
+  FEDPP_CHECK(std::isfinite(period_s) && period_s >= 0,
+              "fleet.trace_period_s must be >= 0 (0: the trace does not repeat)");
+  AvailabilityTrace t;
+  t.period_s = period_s;
+  t.online.resize(static_cast<size_t>(num_clients));
+  std::vector<bool> listed(static_cast<size_t>(num_clients), false);
+  std::istringstream in(csv);
+  std::string line;
+  for (int lineno = 1; std::getline(in, line); ++lineno) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || (lineno == 1 && line == "client,from_s,until_s")) continue;
+    const std::string where = "fleet.trace '" + origin + "' line " + std::to_string(lineno);
+    const auto c1 = line.find(','), c2 = c1 == std::string::npos ? c1 : line.find(',', c1 + 1);
+    FEDPP_CHECK(c2 != std::string::npos && line.find(',', c2 + 1) == std::string::npos,
+                where + ": expected 'client,from_s,until_s'");
+    const std::string id = line.substr(0, c1);
+    FEDPP_CHECK(!id.empty() && id.size() < 12 &&
+                    std::all_of(id.begin(), id.end(), [](char ch) { return ch >= '0' && ch <= '9'; }),
+                where + ": client '" + id + "' is not a client id");
+    const size_t c = std::stoul(id);
+    FEDPP_CHECK(c < listed.size(), where + ": client " + id + " is out of range (the run has " +
+                                       std::to_string(num_clients) + " clients)");
+    const double from = seconds_field(line.substr(c1 + 1, c2 - c1 - 1), where, "from_s");
+    const double until = seconds_field(line.substr(c2 + 1), where, "until_s");
+    FEDPP_CHECK(from <= until, where + ": from_s " + std::to_string(from) +
+                                   " is after until_s " + std::to_string(until));
+    FEDPP_CHECK(period_s == 0 || until <= period_s,
+                where + ": until_s " + std::to_string(until) + " exceeds fleet.trace_period_s " +
+                    std::to_string(period_s) + " (a repeating trace describes one period)");
+    listed[c] = true;
+    if (from < until) t.online[c].emplace_back(from, until);
+  }
+  for (size_t c = 0; c < listed.size(); ++c)
+    FEDPP_CHECK(listed[c], "fleet.trace '" + origin + "' has no line for client " +
+                               std::to_string(c) + ": list every client (\"" +
+                               std::to_string(c) + ",0,0\" for one that is never online)");
+  for (auto& periods : t.online) {  // sort and merge overlapping or touching periods
+    std::sort(periods.begin(), periods.end());
+    std::vector<std::pair<double, double>> merged;
+    for (const auto& p : periods) {
+      if (!merged.empty() && p.first <= merged.back().second)
+        merged.back().second = std::max(merged.back().second, p.second);
+      else
+        merged.push_back(p);
+    }
+    periods = std::move(merged);
+  }
+  return t;
+}
+
 Fleet::Fleet(FleetProfile profile, int64_t num_clients, uint64_t run_seed,
-             const std::string& assignment)
-    : profile_(std::move(profile)), seed_(run_seed) {
+             const std::string& assignment, AvailabilityTrace trace)
+    : profile_(std::move(profile)), seed_(run_seed), trace_(std::move(trace)) {
+  FEDPP_CHECK(trace_.online.empty() || trace_.online.size() == static_cast<size_t>(num_clients),
+              "the availability trace is for " + std::to_string(trace_.online.size()) +
+                  " clients, the run has " + std::to_string(num_clients));
   FEDPP_CHECK(!profile_.classes.empty(), "the fleet has no device class");
   const size_t n = static_cast<size_t>(num_clients);
   const size_t k = profile_.classes.size();
@@ -227,15 +297,23 @@ std::shared_ptr<const Fleet> Fleet::from_config(const Config& cfg, int64_t num_c
                                                 uint64_t run_seed) {
   const std::string profile = cfg.get_string("fleet.profile", "");
   const std::string assignment = cfg.get_string("fleet.assignment", "seeded");
+  const std::string trace = cfg.get_string("fleet.trace", "");
+  const double period = cfg.get_double("fleet.trace_period_s", 0.0, 0.0, 1e15);
   if (profile.empty()) {
-    FEDPP_CHECK(!cfg.has("fleet.assignment"),
-                "fleet.assignment is set but fleet.profile is not: name a fleet");
+    for (const char* key : {"fleet.assignment", "fleet.trace", "fleet.trace_period_s"})
+      FEDPP_CHECK(!cfg.has(key), std::string(key) + " is set but fleet.profile is not: name a fleet");
     return nullptr;
   }
+  FEDPP_CHECK(!trace.empty() || !cfg.has("fleet.trace_period_s"),
+              "fleet.trace_period_s is set but fleet.trace is not: name the trace file");
   const bool is_file = profile.size() > 5 && profile.substr(profile.size() - 5) == ".toml";
   FleetProfile p = is_file ? parse_fleet_profile(read_text_file(profile, "fleet.profile"), profile)
                            : parse_fleet_profile(builtin_fleet_text(profile), profile);
-  return std::make_shared<const Fleet>(std::move(p), num_clients, run_seed, assignment);
+  AvailabilityTrace t;
+  if (!trace.empty())
+    t = parse_availability_trace(read_text_file(trace, "fleet.trace"), trace, num_clients, period);
+  return std::make_shared<const Fleet>(std::move(p), num_clients, run_seed, assignment,
+                                       std::move(t));
 }
 
 const DeviceClass& Fleet::device_of(int64_t client) const {
@@ -244,11 +322,34 @@ const DeviceClass& Fleet::device_of(int64_t client) const {
   return profile_.classes[static_cast<size_t>(class_of_[static_cast<size_t>(client)])];
 }
 
-bool Fleet::available(int64_t round, int64_t client) const {
+namespace {
+// The time within the trace's period (t itself when the trace does not repeat).
+double phase(double t, double period) { return period > 0 ? std::fmod(t, period) : t; }
+}  // namespace
+
+bool Fleet::available(int64_t round, int64_t client, double start_s) const {
+  if (has_trace()) return online_until(client, start_s) > start_s;
   const double a = device_of(client).availability;
   if (a >= 1) return true;
   return bits_unit(derive_seed(seed_, Purpose::kFleet,
                           {2, static_cast<uint64_t>(round), static_cast<uint64_t>(client)})) < a;
+}
+
+double Fleet::online_until(int64_t client, double t) const {
+  if (!has_trace()) return std::numeric_limits<double>::infinity();
+  device_of(client);  // range check
+  const auto& periods = trace_.online[static_cast<size_t>(client)];
+  const double p = trace_.period_s, x = phase(t, p), base = t - x;
+  for (const auto& [from, until] : periods) {
+    if (x < from || x >= until) continue;
+    if (p > 0 && until >= p && !periods.empty() && periods.front().first <= 0) {
+      // Online through the period's end and from its start: continues into the next period.
+      if (periods.front().second >= p) return std::numeric_limits<double>::infinity();
+      return base + p + periods.front().second;
+    }
+    return base + until;
+  }
+  return t;  // offline at t
 }
 
 double Fleet::client_round_s(int64_t client, double bytes_down, double client_macs,

@@ -10,6 +10,10 @@
 //                     keep the first target-count replies to arrive (>= 1, default 1)
 //   sampling.deadline_s   replies arriving later than this (simulated seconds after the round
 //                     starts) are dropped (0 = no deadline)
+//   fleet.trace       the path of an availability trace (CSV, below); replaces the classes'
+//                     availability draws: who is online follows the simulated clock
+//   fleet.trace_period_s  > 0: the trace repeats with this period (e.g. 86400 for a daily
+//                     trace); 0 (default): after its last interval a client stays offline
 //
 // A profile file (TOML):
 //   name = "my fleet"
@@ -24,6 +28,14 @@
 //   up_bytes_per_s = 1e6        # up-link bandwidth, bytes per second (> 0)
 //   latency_s = 0.1             # per round: connection set-up and round trips (>= 0)
 //   availability = 0.8          # probability that the device is online in a round, (0, 1]
+//
+// An availability trace (CSV, optional header "client,from_s,until_s"): one line per online
+// period, "client,from_s,until_s", in simulated seconds since the run started, 0 <= from_s <=
+// until_s (and until_s <= trace_period_s when the trace repeats); a client may have many lines,
+// overlapping ones are merged, and every client of the run needs at least one line ("7,0,0"
+// lists a client that is never online). A client can be asked in a round when it is online at
+// the round's start; if it goes offline before its reply would arrive, the reply never comes
+// (the client counts as dropped, and `left` in fleet.jsonl), as in FedScale's trace-driven runs.
 //
 // The clock: a sampled client's round time is
 //   latency_s + bytes_down / down_bytes_per_s + client_macs / compute_macs_per_s
@@ -42,6 +54,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "fedpp/core/config.hpp"
@@ -91,19 +104,35 @@ struct RoundClose {
 RoundClose close_round(std::vector<ClientTime> times, int64_t sampled, int64_t target,
                        double deadline_s);
 
+// Online periods per client (fleet.trace), merged and sorted; empty `online` = no trace.
+struct AvailabilityTrace {
+  std::vector<std::vector<std::pair<double, double>>> online;  // by client: [from_s, until_s)
+  double period_s = 0;                                          // 0: the trace does not repeat
+};
+// Parses a trace's CSV text (format above) for clients 0..num_clients-1; `origin` names it in
+// errors.
+AvailabilityTrace parse_availability_trace(const std::string& csv, const std::string& origin,
+                                           int64_t num_clients, double period_s = 0);
+
 class Fleet {
  public:
   // Assigns classes to clients 0..num_clients-1. `assignment` is "seeded" or a CSV path.
+  // With a non-empty `trace`, availability follows it instead of the classes' rates.
   Fleet(FleetProfile profile, int64_t num_clients, uint64_t run_seed,
-        const std::string& assignment = "seeded");
+        const std::string& assignment = "seeded", AvailabilityTrace trace = {});
   // The fleet of a config (fleet.* keys), or nullptr when fleet.profile is not set.
   static std::shared_ptr<const Fleet> from_config(const Config& cfg, int64_t num_clients,
                                                   uint64_t run_seed);
 
   const FleetProfile& profile() const { return profile_; }
   const DeviceClass& device_of(int64_t client) const;
-  // Whether `client` is online in `round` (a seeded draw against its class's availability).
-  bool available(int64_t round, int64_t client) const;
+  // Whether `client` can be asked in `round`, which starts `start_s` simulated seconds into the
+  // run: online at start_s in the trace, or else a seeded draw against its class's availability.
+  bool available(int64_t round, int64_t client, double start_s = 0) const;
+  // When `client`, online at `t`, goes offline (simulated seconds; +infinity without a trace or
+  // when it stays online for good).
+  double online_until(int64_t client, double t) const;
+  bool has_trace() const { return !trace_.online.empty(); }
   // The client's simulated round time for the bytes and multiply-adds given.
   double client_round_s(int64_t client, double bytes_down, double client_macs,
                         double bytes_up) const;
@@ -114,6 +143,7 @@ class Fleet {
   FleetProfile profile_;
   uint64_t seed_;
   std::vector<int> class_of_;
+  AvailabilityTrace trace_;
 };
 
 }  // namespace fedpp

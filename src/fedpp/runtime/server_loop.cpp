@@ -121,7 +121,7 @@ std::vector<Task> ServerLoop::begin_round(int64_t round) {
       std::ceil(opt_.over_select * static_cast<double>(target_replies()) - 1e-9));
   std::vector<int64_t> online;
   for (int64_t c = 0; c < setup_.num_clients; ++c)
-    if (!fleet_ || fleet_->available(round, c)) online.push_back(c);
+    if (!fleet_ || fleet_->available(round, c, sim_time_s_)) online.push_back(c);
   available_ = static_cast<int64_t>(online.size());
   sampled_ = sample_from(std::move(online), want, opt_.seed, round);
   sent_.clear();
@@ -244,6 +244,7 @@ Row ServerLoop::end_round() {
   nlohmann::json log = nlohmann::json::array();
   if (fleet_) {  // the simulated clock decides who arrives in time (runtime/fleet.hpp)
     std::vector<ClientTime> times;
+    std::vector<int64_t> left;  // went offline (fleet.trace) before their reply would arrive
     for (const auto& [c, r] : replies_) {
       const auto macs = r.message.metrics.find("client_macs");
       FEDPP_CHECK(macs != r.message.metrics.end(),
@@ -251,13 +252,20 @@ Row ServerLoop::end_round() {
                       opt_.algorithm + "' does not report it: run it without fleet.profile");
       const double down = static_cast<double>(sent_bytes_.at(c));
       const double up = static_cast<double>(reply_bytes_.at(c));
-      times.push_back({c, fleet_->client_round_s(c, down, macs->second, up)});
+      const double seconds = fleet_->client_round_s(c, down, macs->second, up);
+      const bool gone = sim_time_s_ + seconds > fleet_->online_until(c, sim_time_s_);
+      if (gone)
+        left.push_back(c);
+      else
+        times.push_back({c, seconds});
       log.push_back({{"client", c}, {"class", fleet_->device_of(c).name}, {"bytes_down", down},
-                     {"client_macs", macs->second}, {"bytes_up", up},
-                     {"seconds", times.back().seconds}});
+                     {"client_macs", macs->second}, {"bytes_up", up}, {"seconds", seconds}});
+      if (gone) log.back()["left"] = true;
     }
     close = close_round(std::move(times), static_cast<int64_t>(sampled_.size()),
                         target_replies(), opt_.deadline_s);
+    close.dropped.insert(close.dropped.end(), left.begin(), left.end());
+    std::sort(close.dropped.begin(), close.dropped.end());
     for (int64_t c : close.dropped) {  // cut off: its upload never counts, as in deployment
       replies_.erase(c);
       up -= static_cast<double>(reply_bytes_.at(c));

@@ -146,7 +146,8 @@ class ServerLoop {
 
   // Simulation: a device fleet (runtime/fleet.hpp). Only online clients are sampled, and
   // end_round() closes the round on the simulated clock: replies that arrive after the target
-  // count or the deadline are dropped before aggregation, and the row gains the columns
+  // count or the deadline are dropped before aggregation (and, with an availability trace,
+  // those whose device goes offline before their reply arrives), and the row gains the columns
   // available, dropped, sim_round_s and sim_time_s. Without a fleet (nullptr) none of this.
   void set_fleet(std::shared_ptr<const Fleet> fleet) { fleet_ = std::move(fleet); }
   // How many replies a round wants: max(1, round(fraction * clients)). With over_select > 1
