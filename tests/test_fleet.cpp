@@ -2,6 +2,7 @@
 // round-closing rule, and the simulation's clock checked by hand from the per-client record.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -316,6 +317,9 @@ TEST(Fleet, AvailabilityTracesParseMergeRepeatAndRefuseBadLines) {
   EXPECT_NE(err("0,1,2\n2,0,1\n").find("client 2 is out of range"), std::string::npos);
   EXPECT_NE(err("0,1,200\n1,0,1\n", 100).find("exceeds fleet.trace_period_s"), std::string::npos);
   EXPECT_NE(err("0,1,2,3\n1,0,1\n").find("expected 'client,from_s,until_s'"), std::string::npos);
+  auto fifo = toy_config("[fleet]\nprofile = \"phones_4g\"\ntrace = \"/dev/zero\"\n");
+  EXPECT_NE(error_of([&] { Simulation(fifo, toy_data(2, 8)).run(); }).find("is not a readable file"),
+            std::string::npos);  // a device, not a file: refused before reading a byte
   auto cfg = toy_config("[fleet]\ntrace = \"t.csv\"\n");
   EXPECT_NE(error_of([&] { Simulation(cfg, toy_data(2, 8)).run(); })
                 .find("fleet.trace is set but fleet.profile is not"),
@@ -356,5 +360,49 @@ TEST(Fleet, ATraceDecidesWhoIsAskedAndWhoLeavesMidRound) {
     EXPECT_EQ(rows[r].at("dropped"), 0);
     EXPECT_EQ(log[r]["clients"].size(), 2u);
   }
+  std::filesystem::remove_all(dir);
+}
+
+// Departures close a round that misses its target once every asked client has arrived or left;
+// nobody online makes the clock wait for the first to come online; nobody ever again is an error.
+TEST(Fleet, ATraceNeverStallsTheClock) {
+  auto r = close_round({{0, 1.0}}, 2, 2, 0.0, {{1, 0.5}});
+  EXPECT_EQ(r.accepted, std::vector<int64_t>{0});
+  EXPECT_EQ(r.dropped, std::vector<int64_t>{1});
+  EXPECT_DOUBLE_EQ(r.round_s, 1.0);
+  EXPECT_DOUBLE_EQ(close_round({}, 1, 1, 0.0, {{0, 0.7}}).round_s, 0.7);  // all left: 0.7 s
+  EXPECT_DOUBLE_EQ(close_round({}, 1, 1, 0.5, {{0, 0.7}}).round_s, 0.5);  // the deadline first
+  EXPECT_DOUBLE_EQ(close_round({{0, 0.2}}, 2, 2, 9.0, {{1, 0.3}}).round_s, 0.3);
+
+  Fleet f(parse_fleet_profile(kTwoClasses, "two"), 2, 3, "seeded",
+          parse_availability_trace("0,40,50\n1,70,80\n", "t.csv", 2, 100));
+  EXPECT_EQ(f.next_online(10), 40);
+  EXPECT_EQ(f.next_online(45), 45);
+  EXPECT_EQ(f.next_online(85), 140);   // the next period
+  EXPECT_EQ(f.next_online(275), 275);  // client 1 is online then (phase 75)
+  EXPECT_EQ(f.next_online(285), 340);
+  Fleet once(parse_fleet_profile(kTwoClasses, "two"), 2, 3, "seeded",
+             parse_availability_trace("0,40,50\n1,0,0\n", "t.csv", 2));
+  EXPECT_TRUE(std::isinf(once.next_online(50)));
+
+  const auto dir = temp_dir("wait");
+  auto profile = write(dir + "/two.toml", kTwoClasses);
+  auto assign = write(dir + "/assign.csv", "0,fast\n1,fast\n");
+  auto run = [&](const std::string& trace_text, const std::string& name) {
+    auto trace = write(dir + "/" + name + ".csv", trace_text);
+    auto cfg = toy_config("[fleet]\nprofile = \"" + profile + "\"\nassignment = \"" + assign +
+                          "\"\ntrace = \"" + trace + "\"\n");
+    cfg.set("output.dir=\"" + dir + "/" + name + "\"");
+    return Simulation(cfg, toy_data(2, 16)).run();
+  };
+  // Both devices come online at 100 s: round 1 waits 100 s, then runs with both.
+  auto rows = run("0,100,1e12\n1,100,1e12\n", "late");
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0].at("available"), 2);
+  EXPECT_GT(rows[0].at("sim_round_s"), 100);
+  EXPECT_LT(rows[1].at("sim_round_s"), 100);
+  // Both devices are online for the first second only: a round that starts later has nobody.
+  auto err = error_of([&] { run("0,0,1\n1,0,1\n", "gone"); });
+  EXPECT_NE(err.find("fleet.trace: no client is online at or after"), std::string::npos) << err;
   std::filesystem::remove_all(dir);
 }

@@ -72,4 +72,23 @@ void append_file(const std::string& path, const std::string& text, const std::st
   if (err) fail("append to", path, err, hint);
 }
 
+std::string read_input_file(const std::string& path, const std::string& what,
+                            uint64_t max_bytes) {
+  std::error_code ec;
+  const bool regular = std::filesystem::is_regular_file(path, ec);
+  FEDPP_CHECK(regular && !ec, what + " '" + path + "' is not a readable file: check the path");
+  const uint64_t size = std::filesystem::file_size(path, ec);
+  FEDPP_CHECK(!ec, what + " '" + path + "' cannot be read: " + ec.message());
+  FEDPP_CHECK(size <= max_bytes, what + " '" + path + "' has " + std::to_string(size) +
+                                     " bytes, more than the " + std::to_string(max_bytes) +
+                                     " this input may have");
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  FEDPP_CHECK(f, what + " '" + path + "' cannot be read: " + std::strerror(errno));
+  std::string out(static_cast<size_t>(size), '\0');
+  const size_t got = out.empty() ? 0 : std::fread(out.data(), 1, out.size(), f);
+  std::fclose(f);
+  FEDPP_CHECK(got == out.size(), what + " '" + path + "' changed or failed while being read");
+  return out;
+}
+
 }  // namespace fedpp

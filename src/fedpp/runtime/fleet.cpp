@@ -3,6 +3,7 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
@@ -13,6 +14,7 @@
 #include <sstream>
 
 #include "fedpp/core/error.hpp"
+#include "fedpp/core/files.hpp"
 #include "fedpp/core/random.hpp"
 #include "fedpp/core/seed.hpp"
 #include "fedpp/runtime/fleet_builtin.hpp"
@@ -55,11 +57,12 @@ void only_keys(const toml::table& t, const std::set<std::string>& known, const s
 }
 
 std::string read_text_file(const std::string& path, const std::string& what) {
-  std::ifstream in(path, std::ios::binary);
-  FEDPP_CHECK(in, what + " '" + path + "' cannot be read: check the path");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  return read_input_file(path, what, uint64_t{256} << 20);
+}
+
+// A field for an error message: at most 40 characters of it.
+std::string shown(const std::string& field) {
+  return field.size() <= 40 ? field : field.substr(0, 40) + "...";
 }
 
 }  // namespace
@@ -137,7 +140,7 @@ const std::string& builtin_fleet_text(const std::string& name) {
 }
 
 RoundClose close_round(std::vector<ClientTime> times, int64_t sampled, int64_t target,
-                       double deadline_s) {
+                       double deadline_s, const std::vector<ClientTime>& departures) {
   std::sort(times.begin(), times.end(), [](const ClientTime& a, const ClientTime& b) {
     return a.seconds != b.seconds ? a.seconds < b.seconds : a.client < b.client;
   });
@@ -151,10 +154,19 @@ RoundClose close_round(std::vector<ClientTime> times, int64_t sampled, int64_t t
     last = times[i].seconds;
   }
   for (; i < times.size(); ++i) out.dropped.push_back(times[i].client);
+  double departed = 0;  // when the server learnt of the last departure
+  for (const auto& d : departures) {
+    out.dropped.push_back(d.client);
+    departed = std::max(departed, d.seconds);
+  }
   const bool target_met = static_cast<int64_t>(out.accepted.size()) >= target;
-  const bool all_arrived = static_cast<int64_t>(out.accepted.size()) == sampled && sampled > 0;
-  if (target_met || all_arrived || deadline_s <= 0)
-    out.round_s = last;  // the last kept arrival closes it
+  const bool all_resolved =
+      static_cast<int64_t>(out.accepted.size() + departures.size()) == sampled && sampled > 0;
+  if (target_met)
+    out.round_s = last;  // the target-th arrival closes it
+  else if (all_resolved || deadline_s <= 0)
+    out.round_s = deadline_s > 0 ? std::min(deadline_s, std::max(last, departed))
+                                 : std::max(last, departed);  // everyone arrived or left
   else
     out.round_s = deadline_s;  // waited for replies that came too late or never
   std::sort(out.accepted.begin(), out.accepted.end());
@@ -167,9 +179,11 @@ namespace {
 // A non-negative number of seconds from a CSV field (the whole field must be the number).
 double seconds_field(const std::string& text, const std::string& where, const std::string& what) {
   char* end = nullptr;
-  const double v = text.empty() ? NAN : std::strtod(text.c_str(), &end);
-  FEDPP_CHECK(!text.empty() && end == text.c_str() + text.size() && std::isfinite(v) && v >= 0,
-              where + ": " + what + " '" + text + "' is not a number of seconds >= 0");
+  const bool plain = !text.empty() && (std::isdigit(static_cast<unsigned char>(text[0])) ||
+                                       text[0] == '.');
+  const double v = plain ? std::strtod(text.c_str(), &end) : NAN;
+  FEDPP_CHECK(plain && end == text.c_str() + text.size() && std::isfinite(v) && v >= 0,
+              where + ": " + what + " '" + shown(text) + "' is not a number of seconds >= 0");
   return v;
 }
 
@@ -185,7 +199,7 @@ AvailabilityTrace parse_availability_trace(const std::string& csv, const std::st
   std::vector<bool> listed(static_cast<size_t>(num_clients), false);
   std::istringstream in(csv);
   std::string line;
-  for (int lineno = 1; std::getline(in, line); ++lineno) {
+  for (int64_t lineno = 1; std::getline(in, line); ++lineno) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.empty() || (lineno == 1 && line == "client,from_s,until_s")) continue;
     const std::string where = "fleet.trace '" + origin + "' line " + std::to_string(lineno);
@@ -195,8 +209,8 @@ AvailabilityTrace parse_availability_trace(const std::string& csv, const std::st
     const std::string id = line.substr(0, c1);
     FEDPP_CHECK(!id.empty() && id.size() < 12 &&
                     std::all_of(id.begin(), id.end(), [](char ch) { return ch >= '0' && ch <= '9'; }),
-                where + ": client '" + id + "' is not a client id");
-    const size_t c = std::stoul(id);
+                where + ": client '" + shown(id) + "' is not a client id");
+    const uint64_t c = std::stoull(id);
     FEDPP_CHECK(c < listed.size(), where + ": client " + id + " is out of range (the run has " +
                                        std::to_string(num_clients) + " clients)");
     const double from = seconds_field(line.substr(c1 + 1, c2 - c1 - 1), where, "from_s");
@@ -279,7 +293,7 @@ Fleet::Fleet(FleetProfile profile, int64_t num_clients, uint64_t run_seed,
       FEDPP_CHECK(!id.empty() && id.size() < 12 &&
                       std::all_of(id.begin(), id.end(), [](char ch) { return ch >= '0' && ch <= '9'; }),
                   where + ": client '" + id + "' is not a client id");
-      const size_t c = std::stoul(id);
+      const size_t c = static_cast<size_t>(std::stoull(id));
       FEDPP_CHECK(c < n, where + ": client " + id + " is out of range (the run has " +
                              std::to_string(n) + " clients)");
       FEDPP_CHECK(class_of_[c] < 0, where + ": client " + id + " is assigned twice");
@@ -350,6 +364,18 @@ double Fleet::online_until(int64_t client, double t) const {
     return base + until;
   }
   return t;  // offline at t
+}
+
+double Fleet::next_online(double t) const {
+  double best = std::numeric_limits<double>::infinity();
+  if (!has_trace()) return best;
+  const double p = trace_.period_s, x = phase(t, p), base = t - x;
+  for (const auto& periods : trace_.online)
+    for (const auto& [from, until] : periods) {
+      if (x < until) best = std::min(best, base + std::max(from, x));     // this period
+      if (p > 0) best = std::min(best, base + p + from);                 // the next one
+    }
+  return best;
 }
 
 double Fleet::client_round_s(int64_t client, double bytes_down, double client_macs,

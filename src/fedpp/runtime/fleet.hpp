@@ -36,6 +36,9 @@
 // lists a client that is never online). A client can be asked in a round when it is online at
 // the round's start; if it goes offline before its reply would arrive, the reply never comes
 // (the client counts as dropped, and `left` in fleet.jsonl), as in FedScale's trace-driven runs.
+// When nobody is online at a round's start, the clock waits until the first client comes
+// online (the wait counts in sim_round_s); when nobody ever comes online again the run stops
+// with an error. Trace files are capped at 256 MiB.
 //
 // The clock: a sampled client's round time is
 //   latency_s + bytes_down / down_bytes_per_s + client_macs / compute_macs_per_s
@@ -100,9 +103,13 @@ struct RoundClose {
 // The closing rule on its own: `times` are the arrivals of the replies (clients that never
 // reply are simply absent), `sampled` how many clients were asked, `target` how many replies
 // the round wants, `deadline_s` 0 for none. Ties in time go to the lower client id. A round
-// with no client online lasts the deadline (nothing without one).
+// with no client online lasts the deadline (nothing without one). `departures`: asked clients
+// whose device went offline (an availability trace) at the given time, before their reply
+// could arrive: they are dropped, and the server knows it at that time, so a round that misses
+// its target closes once every asked client has arrived or departed (at the deadline if that
+// comes first).
 RoundClose close_round(std::vector<ClientTime> times, int64_t sampled, int64_t target,
-                       double deadline_s);
+                       double deadline_s, const std::vector<ClientTime>& departures = {});
 
 // Online periods per client (fleet.trace), merged and sorted; empty `online` = no trace.
 struct AvailabilityTrace {
@@ -133,6 +140,9 @@ class Fleet {
   // when it stays online for good).
   double online_until(int64_t client, double t) const;
   bool has_trace() const { return !trace_.online.empty(); }
+  // The earliest time >= t at which some client is online in the trace (+infinity when none
+  // ever is again, or without a trace).
+  double next_online(double t) const;
   // The client's simulated round time for the bytes and multiply-adds given.
   double client_round_s(int64_t client, double bytes_down, double client_macs,
                         double bytes_up) const;

@@ -119,9 +119,21 @@ std::vector<Task> ServerLoop::begin_round(int64_t round) {
   // Over-selection: ceil(over_select * target) of the clients online (all without a fleet).
   const auto want = static_cast<int64_t>(
       std::ceil(opt_.over_select * static_cast<double>(target_replies()) - 1e-9));
+  // With an availability trace and nobody online, the clock waits for the first to come online.
+  wait_s_ = 0;
+  if (fleet_ && fleet_->has_trace()) {
+    const double next = fleet_->next_online(sim_time_s_);
+    FEDPP_CHECK(std::isfinite(next),
+                "fleet.trace: no client is online at or after " + std::to_string(sim_time_s_) +
+                    " simulated seconds, so round " + std::to_string(round) +
+                    " and every later one would be empty: extend the trace, repeat it "
+                    "(fleet.trace_period_s) or run fewer rounds");
+    wait_s_ = next - sim_time_s_;
+  }
+  const double start_s = sim_time_s_ + wait_s_;
   std::vector<int64_t> online;
   for (int64_t c = 0; c < setup_.num_clients; ++c)
-    if (!fleet_ || fleet_->available(round, c, sim_time_s_)) online.push_back(c);
+    if (!fleet_ || fleet_->available(round, c, start_s)) online.push_back(c);
   available_ = static_cast<int64_t>(online.size());
   sampled_ = sample_from(std::move(online), want, opt_.seed, round);
   sent_.clear();
@@ -244,7 +256,8 @@ Row ServerLoop::end_round() {
   nlohmann::json log = nlohmann::json::array();
   if (fleet_) {  // the simulated clock decides who arrives in time (runtime/fleet.hpp)
     std::vector<ClientTime> times;
-    std::vector<int64_t> left;  // went offline (fleet.trace) before their reply would arrive
+    std::vector<ClientTime> left;  // went offline (fleet.trace) before their reply would arrive
+    const double start_s = sim_time_s_ + wait_s_;
     for (const auto& [c, r] : replies_) {
       const auto macs = r.message.metrics.find("client_macs");
       FEDPP_CHECK(macs != r.message.metrics.end(),
@@ -253,9 +266,10 @@ Row ServerLoop::end_round() {
       const double down = static_cast<double>(sent_bytes_.at(c));
       const double up = static_cast<double>(reply_bytes_.at(c));
       const double seconds = fleet_->client_round_s(c, down, macs->second, up);
-      const bool gone = sim_time_s_ + seconds > fleet_->online_until(c, sim_time_s_);
+      const double until = fleet_->online_until(c, start_s);
+      const bool gone = start_s + seconds > until;
       if (gone)
-        left.push_back(c);
+        left.push_back({c, until - start_s});
       else
         times.push_back({c, seconds});
       log.push_back({{"client", c}, {"class", fleet_->device_of(c).name}, {"bytes_down", down},
@@ -263,8 +277,7 @@ Row ServerLoop::end_round() {
       if (gone) log.back()["left"] = true;
     }
     close = close_round(std::move(times), static_cast<int64_t>(sampled_.size()),
-                        target_replies(), opt_.deadline_s);
-    close.dropped.insert(close.dropped.end(), left.begin(), left.end());
+                        target_replies(), opt_.deadline_s, left);
     std::sort(close.dropped.begin(), close.dropped.end());
     for (int64_t c : close.dropped) {  // cut off: its upload never counts, as in deployment
       replies_.erase(c);
@@ -278,14 +291,15 @@ Row ServerLoop::end_round() {
   for (const auto& [k, v] : server_->aggregate_metrics()) row[k] = v;
   if (fleet_) {
     const double server_s = fleet_->server_s(row.count("server_macs") ? row["server_macs"] : 0.0);
-    sim_time_s_ += close.round_s + server_s;
+    sim_time_s_ += wait_s_ + close.round_s + server_s;
     row["available"] = static_cast<double>(available_);
     row["dropped"] = static_cast<double>(close.dropped.size());
-    row["sim_round_s"] = close.round_s + server_s;
+    row["sim_round_s"] = wait_s_ + close.round_s + server_s;
     row["sim_time_s"] = sim_time_s_;
     if (writer_)
       writer_->append_line("fleet.jsonl", nlohmann::json{{"round", round_},
                                                          {"available", available_},
+                                                         {"wait_s", wait_s_},
                                                          {"clients_s", close.round_s},
                                                          {"server_s", server_s},
                                                          {"clients", log}}

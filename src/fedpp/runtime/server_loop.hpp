@@ -170,6 +170,7 @@ class ServerLoop {
   bool tolerant_ = false;
   std::shared_ptr<const Fleet> fleet_;
   double sim_time_s_ = 0;   // simulated seconds since the run started (with a fleet)
+  double wait_s_ = 0;       // this round: simulated seconds waited for a client to come online
   int64_t available_ = 0;   // clients online this round (with a fleet)
 
   // Aggregates `ok`; in tolerant mode drops (and rejects) the replies aggregation fails on.
