@@ -176,6 +176,17 @@ RoundClose close_round(std::vector<ClientTime> times, int64_t sampled, int64_t t
 
 namespace {
 
+// A client id from a CSV field (assignment or trace): digits only, below `clients`.
+size_t client_field(const std::string& id, const std::string& where, size_t clients) {
+  FEDPP_CHECK(!id.empty() && id.size() < 12 &&
+                  std::all_of(id.begin(), id.end(), [](char ch) { return ch >= '0' && ch <= '9'; }),
+              where + ": client '" + shown(id) + "' is not a client id");
+  const uint64_t c = std::stoull(id);
+  FEDPP_CHECK(c < clients, where + ": client " + id + " is out of range (the run has " +
+                               std::to_string(clients) + " clients)");
+  return static_cast<size_t>(c);
+}
+
 // A non-negative number of seconds from a CSV field (the whole field must be the number).
 double seconds_field(const std::string& text, const std::string& where, const std::string& what) {
   char* end = nullptr;
@@ -206,13 +217,7 @@ AvailabilityTrace parse_availability_trace(const std::string& csv, const std::st
     const auto c1 = line.find(','), c2 = c1 == std::string::npos ? c1 : line.find(',', c1 + 1);
     FEDPP_CHECK(c2 != std::string::npos && line.find(',', c2 + 1) == std::string::npos,
                 where + ": expected 'client,from_s,until_s'");
-    const std::string id = line.substr(0, c1);
-    FEDPP_CHECK(!id.empty() && id.size() < 12 &&
-                    std::all_of(id.begin(), id.end(), [](char ch) { return ch >= '0' && ch <= '9'; }),
-                where + ": client '" + shown(id) + "' is not a client id");
-    const uint64_t c = std::stoull(id);
-    FEDPP_CHECK(c < listed.size(), where + ": client " + id + " is out of range (the run has " +
-                                       std::to_string(num_clients) + " clients)");
+    const size_t c = client_field(line.substr(0, c1), where, listed.size());
     const double from = seconds_field(line.substr(c1 + 1, c2 - c1 - 1), where, "from_s");
     const double until = seconds_field(line.substr(c2 + 1), where, "until_s");
     FEDPP_CHECK(from <= until, where + ": from_s " + std::to_string(from) +
@@ -289,14 +294,9 @@ Fleet::Fleet(FleetProfile profile, int64_t num_clients, uint64_t run_seed,
                                 std::to_string(lineno);
       const auto comma = line.find(',');
       FEDPP_CHECK(comma != std::string::npos, where + ": expected 'client,class'");
-      const std::string id = line.substr(0, comma), cls = line.substr(comma + 1);
-      FEDPP_CHECK(!id.empty() && id.size() < 12 &&
-                      std::all_of(id.begin(), id.end(), [](char ch) { return ch >= '0' && ch <= '9'; }),
-                  where + ": client '" + id + "' is not a client id");
-      const size_t c = static_cast<size_t>(std::stoull(id));
-      FEDPP_CHECK(c < n, where + ": client " + id + " is out of range (the run has " +
-                             std::to_string(n) + " clients)");
-      FEDPP_CHECK(class_of_[c] < 0, where + ": client " + id + " is assigned twice");
+      const std::string cls = line.substr(comma + 1);
+      const size_t c = client_field(line.substr(0, comma), where, n);
+      FEDPP_CHECK(class_of_[c] < 0, where + ": client " + std::to_string(c) + " is assigned twice");
       auto it = index.find(cls);
       FEDPP_CHECK(it != index.end(), where + ": unknown device class '" + cls + "'");
       class_of_[c] = it->second;
