@@ -7,7 +7,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <limits>
-#include <fstream>
 #include <map>
 #include <numeric>
 #include <set>

@@ -278,7 +278,6 @@ Row ServerLoop::end_round() {
     }
     close = close_round(std::move(times), static_cast<int64_t>(sampled_.size()),
                         target_replies(), opt_.deadline_s, left);
-    std::sort(close.dropped.begin(), close.dropped.end());
     for (int64_t c : close.dropped) {  // cut off: its upload never counts, as in deployment
       replies_.erase(c);
       up -= static_cast<double>(reply_bytes_.at(c));
