@@ -64,13 +64,19 @@ torch::Tensor to_tensor(const std::vector<float>& v) {
 }
 
 // Expects decode to throw fedpp::Error whose message contains `part`.
+// Both decode overloads (bytes lent and bytes handed over) are checked.
 void expect_decode_error(const Pipeline& p, const std::string& bytes,
                          const std::vector<int64_t>& shape, const std::string& part) {
-  try {
-    p.decode(bytes, shape, 7);
-    FAIL() << "no error; expected one mentioning '" << part << "'";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
+  for (bool owned : {false, true}) {
+    try {
+      if (owned)
+        p.decode(std::string(bytes), shape, 7);
+      else
+        p.decode(bytes, shape, 7);
+      FAIL() << "no error; expected one mentioning '" << part << "' (owned " << owned << ")";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
+    }
   }
 }
 
@@ -249,6 +255,41 @@ TEST(CodecPipeline, IdentityIsBitExact) {
     ASSERT_EQ(back.sizes(), t.sizes());
     EXPECT_EQ(std::memcmp(back.data_ptr(), t.data_ptr(), 4 * t.numel()), 0) << tr;
   }
+}
+
+// Handing the bytes over decodes the same values; a raw encoding becomes the tensor's storage
+// in place (no second buffer of its size), and the tensor outlives the caller's string.
+TEST(CodecPipeline, DecodingHandedOverBytesEqualsDecodingLentBytes) {
+  CodecSpec q4 = spec("hadamard", 0.5, 4);
+  q4.min_elements = 0;
+  const std::vector<std::pair<torch::Tensor, Pipeline>> cases = {
+      {torch::randn({37, 3}), Pipeline()},
+      {torch::randn({5}, torch::kDouble), Pipeline()},
+      {torch::randn({9}).to(torch::kHalf), Pipeline()},
+      {torch::randint(-9, 9, {7}, torch::kLong), Pipeline()},
+      {torch::randint(0, 200, {3}, torch::kByte), Pipeline()},  // short: held in place
+      {torch::rand({11}) > 0.5, Pipeline()},
+      {torch::randn({300}), Pipeline(q4)},
+  };
+  for (const auto& [t, p] : cases) {
+    const std::string bytes = p.encode(t, 5);
+    const std::vector<int64_t> shape(t.sizes().begin(), t.sizes().end());
+    const torch::Tensor lent = p.decode(bytes, shape, 5);
+    torch::Tensor owned;
+    {
+      std::string copy = bytes;
+      owned = p.decode(std::move(copy), shape, 5);
+    }  // whatever `copy` still held is gone; `owned` must not depend on it
+    ASSERT_EQ(owned.scalar_type(), lent.scalar_type()) << t.scalar_type();
+    EXPECT_TRUE(torch::equal(owned, lent)) << t.scalar_type();
+    owned.fill_(0);  // writable storage
+  }
+  const torch::Tensor big = torch::randn({1000});
+  std::string raw = Pipeline().encode(big, 0);
+  const char* where = raw.data();
+  const torch::Tensor t = Pipeline().decode(std::move(raw), {1000}, 0);
+  EXPECT_EQ(static_cast<const char*>(t.data_ptr()), where + 12);  // no copy
+  EXPECT_TRUE(torch::equal(t, big));
 }
 
 TEST(CodecPipeline, IntegerAndDoubleTensorsAreLossless) {

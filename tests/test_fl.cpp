@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <limits>
 
 #include "fedpp/algorithms/common/averaging.hpp"
 #include "fedpp/algorithms/common/global_model.hpp"
@@ -50,6 +51,42 @@ TEST(FedProx, ProximalTermByHand) {
   EXPECT_FLOAT_EQ(proximal_term(p, a).item<float>(), 9.f);
 }
 
+// all_finite looks at every element of every floating tensor, whatever its dtype or layout.
+TEST(NamedTensorsTest, AllFiniteFindsEveryNaNAndInf) {
+  const float kBad[] = {std::numeric_limits<float>::quiet_NaN(),
+                        std::numeric_limits<float>::infinity(),
+                        -std::numeric_limits<float>::infinity()};
+  for (auto dtype : {torch::kFloat, torch::kDouble, torch::kHalf, torch::kBFloat16}) {
+    for (int64_t n : {1, 7, 64, 1001}) {
+      for (int64_t at : {int64_t{0}, n / 2, n - 1}) {
+        for (float bad : kBad) {
+          torch::Tensor v = torch::randn({n}).to(dtype);
+          NamedTensors ok;
+          ok.set("labels", torch::arange(3));
+          ok.set("v", v);
+          EXPECT_TRUE(ok.all_finite());
+          v[at] = bad;
+          EXPECT_FALSE(ok.all_finite()) << dtype << " n " << n << " at " << at << " " << bad;
+        }
+      }
+    }
+  }
+  NamedTensors edge;  // the largest finite values, denormals and -0 are finite
+  edge.set("f", torch::tensor({std::numeric_limits<float>::max(),
+                               -std::numeric_limits<float>::max(),
+                               std::numeric_limits<float>::denorm_min(), -0.0f}));
+  edge.set("d", torch::tensor({std::numeric_limits<double>::max(),
+                               std::numeric_limits<double>::denorm_min()},
+                              torch::kDouble));
+  EXPECT_TRUE(edge.all_finite());
+  torch::Tensor m = torch::randn({6, 5});
+  NamedTensors strided;
+  strided.set("t", m.t());  // not contiguous
+  EXPECT_TRUE(strided.all_finite());
+  m[5][4] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_FALSE(strided.all_finite());
+}
+
 TEST(Wire, LosslessRoundTripWithMetricsAndConfig) {
   Message m;
   m.tensors.set("a", torch::randn({3, 4}));
@@ -80,6 +117,7 @@ TEST(Wire, LossyPipelinesSendUpdatesAgainstTheReference) {
   auto back = decode_message(bytes, 1, &ref);
   // The update (0.5 everywhere) is constant, so 8-bit quantisation carries it exactly.
   EXPECT_TRUE(torch::allclose(back.tensors.at("w"), m.tensors.at("w")));
+  EXPECT_TRUE(torch::equal(ref.at("w"), torch::full({100}, 3.0f)));  // the reference is untouched
   EXPECT_THROW(decode_message(bytes, 1, nullptr), Error);  // update without its reference
   // Lossless pipelines send the values themselves, bit-exact and in their own dtype.
   m.tensors.set("w", torch::rand({100}, torch::kDouble));

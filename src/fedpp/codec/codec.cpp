@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <limits>
 #include <sstream>
 
@@ -268,6 +269,28 @@ std::string Pipeline::encode(const torch::Tensor& t, uint64_t seed) const {
     codec::pack_bits(codes.data(), k, spec_.bits, reinterpret_cast<uint8_t*>(w.p));
   }
   return out;
+}
+
+torch::Tensor Pipeline::decode(std::string&& bytes, const std::vector<int64_t>& shape,
+                               uint64_t seed) const {
+  // Only the layout is read here; decode(const&) checks everything and is the one that throws.
+  if (bytes.size() < kCommonHeader || read_at<uint8_t>(bytes, 0) != kMagic ||
+      read_at<uint8_t>(bytes, 1) != kVersion || read_at<uint8_t>(bytes, 2) != kRaw)
+    return decode(static_cast<const std::string&>(bytes), shape, seed);
+  const DtypeInfo* dt = dtype_of_code(read_at<uint8_t>(bytes, 3));
+  const int64_t numel = checked_numel(shape.data(), shape.size(), int64_t{1} << 40,
+                                      "codec: cannot decode a tensor of shape " + shape_str(shape));
+  if (dt == nullptr || dt->type == torch::kBool || numel == 0 ||
+      read_at<uint64_t>(bytes, 4) != static_cast<uint64_t>(numel) ||
+      (bytes.size() - kCommonHeader) / dt->size != static_cast<uint64_t>(numel) ||
+      (bytes.size() - kCommonHeader) % dt->size != 0)
+    return decode(static_cast<const std::string&>(bytes), shape, seed);
+  auto owner = std::make_unique<std::string>(std::move(bytes));
+  char* body = owner->data() + kCommonHeader;
+  if (reinterpret_cast<uintptr_t>(body) % dt->size != 0) return decode(*owner, shape, seed);
+  std::string* held = owner.release();
+  return torch::from_blob(body, shape, [held](void*) { delete held; },
+                          torch::TensorOptions().dtype(dt->type));
 }
 
 torch::Tensor Pipeline::decode(const std::string& bytes, const std::vector<int64_t>& shape,

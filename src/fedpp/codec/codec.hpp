@@ -59,6 +59,11 @@ class Pipeline {
   // shape mismatch) naming what is wrong.
   torch::Tensor decode(const std::string& bytes, const std::vector<int64_t>& shape,
                        uint64_t seed) const;
+  // The same, taking the bytes: a raw (lossless) encoding of a non-bool dtype becomes a tensor
+  // over those bytes without a copy (the tensor owns them; a large reply is decoded without
+  // touching a second buffer of its size). Every other encoding decodes as above.
+  torch::Tensor decode(std::string&& bytes, const std::vector<int64_t>& shape,
+                       uint64_t seed) const;
 
  private:
   CodecSpec spec_;

@@ -89,16 +89,22 @@ Message decode_message(const std::string& bytes, uint64_t seed, const NamedTenso
   }
   static const Pipeline decoder;
   Message m;
-  for (const auto& wt : w.tensors()) {
+  for (auto& wt : *w.mutable_tensors()) {
     std::vector<int64_t> shape(wt.shape().begin(), wt.shape().end());
-    torch::Tensor t = decoder.decode(wt.data(), shape, tensor_seed(seed, wt.name()));
+    // The payload is handed over: a raw tensor is decoded without copying it.
+    torch::Tensor t =
+        decoder.decode(std::move(*wt.mutable_data()), shape, tensor_seed(seed, wt.name()));
     if (wt.delta()) {
       FEDPP_CHECK(reference && reference->contains(wt.name()) &&
                       reference->at(wt.name()).sizes() == t.sizes(),
                   "malformed message: tensor '" + wt.name() +
                       "' is an update, but nothing of that name and shape was sent");
       const auto& ref = reference->at(wt.name());
-      t = (t + ref.to(torch::kFloat)).to(ref.scalar_type());  // the receiver's dtype
+      if (t.scalar_type() == torch::kFloat)
+        t.add_(ref.to(torch::kFloat));  // in place: no second buffer of the tensor's size
+      else
+        t = t + ref.to(torch::kFloat);
+      t = t.to(ref.scalar_type());  // the receiver's dtype
     }
     FEDPP_CHECK(!m.tensors.contains(wt.name()),
                 "malformed message: tensor '" + wt.name() + "' appears twice");
