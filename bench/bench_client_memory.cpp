@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <map>
 
+#include "fedpp/runtime/threads.hpp"
 #include "fedpp/algorithms/fedmoe.hpp"
 #include "fedpp/core/config.hpp"
 #include "fedpp/runtime/simulation.hpp"
@@ -51,6 +52,7 @@ void measure(int64_t clients, const std::string& shape) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  fedpp::use_huge_pages(argv);  // may re-execute this program once (runtime/threads.hpp)
   const int64_t clients = argc > 1 ? std::atoll(argv[1]) : 100;
   torch::set_num_threads(1);
   measure(clients, "[1, 28, 28]");

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "fedpp/runtime/threads.hpp"
 #include "fedpp/codec/codec.hpp"
 
 namespace {
@@ -94,6 +95,7 @@ void register_all() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  fedpp::use_huge_pages(argv);  // may re-execute this program once (runtime/threads.hpp)
   torch::set_num_threads(1);  // the codec itself is single-threaded; measure one core
   register_all();
   benchmark::Initialize(&argc, argv);

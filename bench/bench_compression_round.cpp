@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "fedpp/runtime/threads.hpp"
 #include "fedpp/core/config.hpp"
 #include "fedpp/core/error.hpp"
 #include "fedpp/fl/wire.hpp"
@@ -62,6 +63,7 @@ CodecTime time_codecs(ServerAlgorithm& server, const RunOptions& opt, int64_t ro
 }  // namespace
 
 int main(int argc, char** argv) {
+  fedpp::use_huge_pages(argv);  // may re-execute this program once (runtime/threads.hpp)
   std::string path = "configs/fedavg_fmnist_compressed.toml";
   int64_t rounds = 3;
   std::vector<std::string> sets;

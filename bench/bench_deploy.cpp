@@ -21,6 +21,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "fedpp/runtime/threads.hpp"
 #include "fedpp/core/config.hpp"
 #include "fedpp/runtime/grpc_client.hpp"
 #include "fedpp/runtime/grpc_server.hpp"
@@ -122,6 +123,7 @@ double tcp_rate(size_t bytes) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  fedpp::use_huge_pages(argv);  // may re-execute this program once (runtime/threads.hpp)
   int64_t clients = 50, rounds = 6;
   double mb = 100;
   bool overhead = true, transfer = true;

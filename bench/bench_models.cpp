@@ -48,6 +48,7 @@ void train_steps(benchmark::State& state, const std::string& name) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  fedpp::use_huge_pages(argv);  // may re-execute this program once (runtime/threads.hpp)
   for (const auto& name : fedpp::model_names())
     benchmark::RegisterBenchmark(("train_step/" + name).c_str(), train_steps, name)
         ->Unit(benchmark::kMillisecond)

@@ -2,11 +2,14 @@
 // loop doing the same SGD steps (same model, data, batch size, epochs and threads), without
 // messages, codecs, state stores or evaluation. Reported as overhead = fedpp / bare - 1.
 //
-//   build/bench_overhead [model] [clients] [samples_per_client] [rounds]
-// defaults: fedavg_cnn 10 300 3. Threads: 1 worker with 2 intra-op threads for both.
+//   build/bench_overhead [model] [clients] [samples_per_client] [rounds] [--arm bare|fedpp]
+// defaults: fedavg_cnn 10 300 3. Threads: 1 worker with 2 intra-op threads for both. With
+// --arm, only that side runs (scripts/bench.py alternates the two in separate processes, so
+// that neither inherits the other's warm caches or heap).
 #include <chrono>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "fedpp/core/config.hpp"
 #include "fedpp/fl/training.hpp"
@@ -18,10 +21,29 @@ using namespace fedpp;
 using Clock = std::chrono::steady_clock;
 
 int main(int argc, char** argv) {
-  std::string model = argc > 1 ? argv[1] : "fedavg_cnn";
-  int64_t clients = argc > 2 ? std::stoll(argv[2]) : 10;
-  int64_t per_client = argc > 3 ? std::stoll(argv[3]) : 300;
-  int64_t rounds = argc > 4 ? std::stoll(argv[4]) : 3;
+  fedpp::use_huge_pages(argv);  // may re-execute this program once (runtime/threads.hpp)
+  std::vector<std::string> pos;
+  std::string arm = "both";
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--arm" && i + 1 < argc) {
+      arm = argv[++i];
+    } else if (a.rfind("--", 0) == 0) {
+      std::fprintf(stderr, "usage: %s [model] [clients] [samples] [rounds] [--arm bare|fedpp]\n",
+                   argv[0]);
+      return 2;
+    } else {
+      pos.push_back(a);
+    }
+  }
+  if (arm != "both" && arm != "bare" && arm != "fedpp") {
+    std::fprintf(stderr, "bench_overhead: --arm must be bare or fedpp, not '%s'\n", arm.c_str());
+    return 2;
+  }
+  std::string model = pos.size() > 0 ? pos[0] : "fedavg_cnn";
+  int64_t clients = pos.size() > 1 ? std::stoll(pos[1]) : 10;
+  int64_t per_client = pos.size() > 2 ? std::stoll(pos[2]) : 300;
+  int64_t rounds = pos.size() > 3 ? std::stoll(pos[3]) : 3;
   const int64_t batch = 32;
 
   auto gen = at::detail::createCPUGenerator(7);
@@ -50,7 +72,7 @@ int main(int argc, char** argv) {
   opt.momentum = 0.9;
   opt.batch_size = batch;
   auto t0 = Clock::now();
-  for (int64_t r = 0; r < rounds; ++r)
+  for (int64_t r = 0; r < (arm == "fedpp" ? 0 : rounds); ++r)
     for (int64_t c = 0; c < clients; ++c) {
       torch::optim::SGD sgd(net->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9));
       const auto& d = data->clients[c].train;
@@ -66,16 +88,19 @@ int main(int argc, char** argv) {
     }
   double bare = std::chrono::duration<double>(Clock::now() - t0).count();
 
-  Simulation sim(cfg, data);
-  auto t1 = Clock::now();
-  sim.run();
-  double fed = std::chrono::duration<double>(Clock::now() - t1).count();
+  double fed = 0;
+  if (arm != "bare") {
+    Simulation sim(cfg, data);
+    auto t1 = Clock::now();
+    sim.run();
+    fed = std::chrono::duration<double>(Clock::now() - t1).count();
+  }
 
   std::printf("model %s, %lld clients x %lld samples, batch %lld, %lld rounds\n", model.c_str(),
               static_cast<long long>(clients), static_cast<long long>(per_client),
               static_cast<long long>(batch), static_cast<long long>(rounds));
-  std::printf("bare LibTorch loop : %8.3f s\n", bare);
-  std::printf("fedpp FedAvg rounds: %8.3f s\n", fed);
-  std::printf("overhead           : %+7.2f %%\n", 100.0 * (fed / bare - 1.0));
+  if (arm != "fedpp") std::printf("bare LibTorch loop : %8.3f s\n", bare);
+  if (arm != "bare") std::printf("fedpp FedAvg rounds: %8.3f s\n", fed);
+  if (arm == "both") std::printf("overhead           : %+7.2f %%\n", 100.0 * (fed / bare - 1.0));
   return 0;
 }

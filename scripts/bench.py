@@ -11,11 +11,14 @@ and takes the ratio pair by pair, so that a drift of the machine's speed does no
 
 What it runs (each from build/, as README.md's build makes them):
   models    bench_models: local-training samples/s per zoo model, batch 64, 2 threads; each
-            repetition runs it with fedpp's malloc settings and with glibc's defaults
-            (FEDPP_MALLOC_TUNING=0, runtime/threads.hpp), in turn.
-  overhead  bench_overhead: FedAvg rounds in the simulation against a bare LibTorch loop.
+            repetition runs it with fedpp's process settings, without huge pages
+            (FEDPP_HUGEPAGES=0) and with glibc's malloc defaults (also FEDPP_MALLOC_TUNING=0,
+            runtime/threads.hpp), in turn.
+  overhead  bench_overhead: FedAvg rounds in the simulation against a bare LibTorch loop, each
+            in its own process, in turn.
   codec     bench_codec: encode and decode of the whole FedAvg CNN, headline pipelines.
-  deploy    bench_deploy: gRPC round overhead (50 clients) and a 100 MB model over loopback.
+  deploy    bench_deploy: gRPC round overhead (50 clients) and a 100 MB model over loopback,
+            with and without huge pages, in turn.
   memory    bench_client_memory: private state of 100 FedMoE clients (bytes: one run).
   mpi       the same FedAvg run (bench/mpi_fedavg.toml) in one process and over `mpirun -np 2`
             and `-np 3`, in turn; per-round wall time from metrics.csv (docs/scale.md). Skipped
@@ -62,28 +65,39 @@ def gbench(binary, args, env=None):
     return runs
 
 
+# The process settings compared (runtime/threads.hpp): fedpp's default, then without huge pages,
+# then glibc's malloc defaults (neither huge pages nor fedpp's thresholds).
+NO_HUGE = {"FEDPP_HUGEPAGES": "0"}
+GLIBC_DEFAULTS = {"FEDPP_HUGEPAGES": "0", "FEDPP_MALLOC_TUNING": "0"}
+
+
 def bench_models(build, reps):
-    tuned, plain, ratio = {}, {}, {}
-    for _ in range(reps):
-        a = gbench(f"{build}/bench_models", ["--benchmark_min_time=1"])
-        b = gbench(f"{build}/bench_models", ["--benchmark_min_time=1"],
-                   {"FEDPP_MALLOC_TUNING": "0"})
-        for name in a:
-            ta, tb = a[name][0]["items_per_second"], b[name][0]["items_per_second"]
-            tuned.setdefault(name, []).append(ta)
-            plain.setdefault(name, []).append(tb)
-            ratio.setdefault(name, []).append(ta / tb)
-        meta = {n: {"params": a[n][0]["params"], "mmacs": a[n][0]["MMACs/sample"]} for n in a}
-    return {n.split("/")[-1]: {"samples_per_s": tuned[n], "glibc_default_samples_per_s": plain[n],
-                               "ratio": ratio[n], **meta[n]} for n in tuned}
+    keys = ["samples_per_s", "no_hugepages_samples_per_s", "glibc_default_samples_per_s"]
+    out, meta = {}, {}
+    for _ in range(reps):  # the three settings in turn, ratios pair by pair
+        runs = [gbench(f"{build}/bench_models", ["--benchmark_min_time=1"], env)
+                for env in (None, NO_HUGE, GLIBC_DEFAULTS)]
+        for name in runs[0]:
+            v = out.setdefault(name.split("/")[-1], {k: [] for k in keys + ["ratio_huge",
+                                                                             "ratio"]})
+            ips = [rr[name][0]["items_per_second"] for rr in runs]
+            for k, x in zip(keys, ips):
+                v[k].append(x)
+            v["ratio_huge"].append(ips[0] / ips[1])
+            v["ratio"].append(ips[0] / ips[2])
+            meta[name.split("/")[-1]] = {"params": runs[0][name][0]["params"],
+                                         "mmacs": runs[0][name][0]["MMACs/sample"]}
+    return {n: {**v, **meta[n]} for n, v in out.items()}
 
 
 def bench_overhead(build, reps):
+    """bare and fedpp in separate processes, in turn (bare, fedpp, bare, ...)."""
     rows = []
     for _ in range(reps):
-        out = run([f"{build}/bench_overhead"])
-        bare = float(re.search(r"bare LibTorch loop :\s+([\d.]+) s", out).group(1))
-        fed = float(re.search(r"fedpp FedAvg rounds:\s+([\d.]+) s", out).group(1))
+        bare = float(re.search(r"bare LibTorch loop :\s+([\d.]+) s",
+                               run([f"{build}/bench_overhead", "--arm", "bare"])).group(1))
+        fed = float(re.search(r"fedpp FedAvg rounds:\s+([\d.]+) s",
+                              run([f"{build}/bench_overhead", "--arm", "fedpp"])).group(1))
         rows.append({"bare_s": bare, "fedpp_s": fed, "overhead": fed / bare - 1})
     return rows
 
@@ -102,16 +116,19 @@ def bench_codec(build, reps):
 
 
 def bench_deploy(build, reps):
-    rows = []
+    """fedpp's default and without huge pages, in turn."""
+    out = {"default": [], "no_hugepages": []}
     for _ in range(reps):
-        out = run([f"{build}/bench_deploy"])
-        m = re.search(r"simulation ([\d.]+) s/round, gRPC deployment ([\d.]+) s/round", out)
-        t = re.search(r"download \(FetchTask\) ([\d.]+) MB/s.*upload .*? ([\d.]+) MB/s", out)
-        tcp = re.search(r"plain TCP copy ([\d.]+) MB/s", out)
-        rows.append({"sim_round_s": float(m.group(1)), "grpc_round_s": float(m.group(2)),
-                     "down_mb_s": float(t.group(1)), "up_mb_s": float(t.group(2)),
-                     "tcp_mb_s": float(tcp.group(1))})
-    return rows
+        for setting, env in (("default", None), ("no_hugepages", NO_HUGE)):
+            text = run([f"{build}/bench_deploy"], env)
+            m = re.search(r"simulation ([\d.]+) s/round, gRPC deployment ([\d.]+) s/round", text)
+            t = re.search(r"download \(FetchTask\) ([\d.]+) MB/s.*upload .*? ([\d.]+) MB/s", text)
+            tcp = re.search(r"plain TCP copy ([\d.]+) MB/s", text)
+            out[setting].append({"sim_round_s": float(m.group(1)),
+                                 "grpc_round_s": float(m.group(2)),
+                                 "down_mb_s": float(t.group(1)), "up_mb_s": float(t.group(2)),
+                                 "tcp_mb_s": float(tcp.group(1))})
+    return out
 
 
 def bench_memory(build, reps):
@@ -174,19 +191,27 @@ def render(r):
                 f"{w.get('reps', '?')} runs.")
     if "models" in r:
         L += ["### Local training (`bench_models`: batch 64, 2 threads, SGD)", "",
-              when("models"), "",
-              "| model | params | MMACs/sample | samples/s | with glibc's malloc defaults | "
-              "speed-up (pairwise median) |", "|---|---|---|---|---|---|"]
+              when("models") + " Three process settings in turn (runtime/threads.hpp): "
+              "fedpp's default (huge pages and its malloc thresholds), `FEDPP_HUGEPAGES=0`, and "
+              "glibc's malloc defaults (`FEDPP_HUGEPAGES=0 FEDPP_MALLOC_TUNING=0`); speed-ups "
+              "are medians of the ratios pair by pair.", "",
+              "| model | params | MMACs/sample | samples/s | without huge pages | "
+              "glibc's malloc defaults | speed-up vs no huge pages | vs glibc defaults |",
+              "|---|---|---|---|---|---|---|---|"]
         for n, v in r["models"].items():
+            nohuge = v.get("no_hugepages_samples_per_s")
             L.append(f"| {n} | {v['params']:,.0f} | {v['mmacs']:.2f} | "
                      f"{spread(v['samples_per_s'], '{:,.0f}')} | "
+                     f"{spread(nohuge, '{:,.0f}') if nohuge else '–'} | "
                      f"{spread(v['glibc_default_samples_per_s'], '{:,.0f}')} | "
+                     f"{(format(med(v['ratio_huge']), '.2f') + 'x') if nohuge else '–'} | "
                      f"{med(v['ratio']):.2f}x |")
         L.append("")
     if "overhead" in r:
         o = r["overhead"]
         L += ["### Framework overhead (`bench_overhead`: FedAvg CNN, 10 clients x 300 samples, "
-              "batch 32, 3 rounds, 1 worker x 2 threads)", "", when("overhead"), "",
+              "batch 32, 3 rounds, 1 worker x 2 threads)", "", when("overhead") +
+              " The bare loop and fedpp run in separate processes, in turn.", "",
               "| bare LibTorch loop | fedpp FedAvg rounds | overhead |", "|---|---|---|",
               f"| {spread([x['bare_s'] for x in o], '{:.2f}')} s | "
               f"{spread([x['fedpp_s'] for x in o], '{:.2f}')} s | "
@@ -203,14 +228,22 @@ def render(r):
         L.append("")
     if "deploy" in r:
         d = r["deploy"]
-        L += ["### gRPC deployment on loopback (`bench_deploy`)", "", when("deploy"), "",
-              "| round, 50 clients, simulation | round, gRPC | 100 MB down | 100 MB up (incl. "
-              "decode) | plain TCP copy |", "|---|---|---|---|---|",
-              f"| {spread([x['sim_round_s'] * 1e3 for x in d], '{:.0f}')} ms | "
-              f"{spread([x['grpc_round_s'] * 1e3 for x in d], '{:.0f}')} ms | "
-              f"{spread([x['down_mb_s'] for x in d], '{:.0f}')} MB/s | "
-              f"{spread([x['up_mb_s'] for x in d], '{:.0f}')} MB/s | "
-              f"{spread([x['tcp_mb_s'] for x in d], '{:.0f}')} MB/s |", ""]
+        if isinstance(d, list):  # results.json from before the settings were compared
+            d = {"default": d}
+        L += ["### gRPC deployment on loopback (`bench_deploy`)", "", when("deploy") +
+              " The plain TCP copy is measured in the same process, so it gains from huge pages"
+              " too.", "",
+              "| setting | round, 50 clients, simulation | round, gRPC | 100 MB down | 100 MB up "
+              "(incl. decode) | plain TCP copy |", "|---|---|---|---|---|---|"]
+        names = {"default": "default (huge pages)", "no_hugepages": "`FEDPP_HUGEPAGES=0`"}
+        for setting, rows in d.items():
+            L.append(f"| {names.get(setting, setting)} | "
+                     f"{spread([x['sim_round_s'] * 1e3 for x in rows], '{:.0f}')} ms | "
+                     f"{spread([x['grpc_round_s'] * 1e3 for x in rows], '{:.0f}')} ms | "
+                     f"{spread([x['down_mb_s'] for x in rows], '{:.0f}')} MB/s | "
+                     f"{spread([x['up_mb_s'] for x in rows], '{:.0f}')} MB/s | "
+                     f"{spread([x['tcp_mb_s'] for x in rows], '{:.0f}')} MB/s |")
+        L.append("")
     if "memory" in r:
         L += ["### Client state (`bench_client_memory`: 100 heterogeneous FedMoE clients)", "",
               when("memory"), "",

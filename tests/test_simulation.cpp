@@ -1,6 +1,11 @@
 #include <gtest/gtest.h>
+#include <gnu/libc-version.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -13,6 +18,7 @@
 #include "fedpp/models/state_dict.hpp"
 #include "fedpp/report/run_writer.hpp"
 #include "fedpp/runtime/simulation.hpp"
+#include "fedpp/runtime/threads.hpp"
 #include "toy.hpp"
 
 using namespace fedpp;
@@ -485,4 +491,63 @@ TEST(Report, PlotsCompareRuns) {
   }
   EXPECT_THROW(plot_runs({base + "/missing"}, base + "/plots", "auto"), Error);
   EXPECT_THROW(plot_runs({base + "/run1"}, base + "/plots", "no_such_column"), Error);
+}
+
+// ---- process settings (runtime/threads.hpp) -----------------------------------------------
+
+// Run by the test below in a re-executed copy of this binary: writes what it was started with.
+TEST(Threads, HugePagesChildReportsItsEnvironment) {
+  const char* out = std::getenv("FEDPP_TEST_ENV_OUT");
+  if (!out) GTEST_SKIP() << "only run by Threads.HugePagesReexecuteOnceWithTheTunable";
+  const char* t = std::getenv("GLIBC_TUNABLES");
+  std::ofstream(out) << (t ? t : "(unset)") << "\n";
+}
+
+// use_huge_pages re-executes the program once with glibc.malloc.hugetlb=1 added to whatever
+// GLIBC_TUNABLES held, and does nothing when told not to or when it is already set.
+TEST(Threads, HugePagesReexecuteOnceWithTheTunable) {
+  const bool thp = [] {
+    std::ifstream f("/sys/kernel/mm/transparent_hugepage/enabled");
+    std::string mode;
+    return std::getline(f, mode) && mode.find("[never]") == std::string::npos;
+  }();
+  int major = 0, minor = 0;
+  std::sscanf(gnu_get_libc_version(), "%d.%d", &major, &minor);
+  const bool applies = thp && major * 1000 + minor >= 2035;
+  const auto file = std::filesystem::temp_directory_path() /
+                    ("fedpp_hugepages_" + std::to_string(::getpid()));
+  // Starts a child that calls use_huge_pages with `env` set; returns what the re-executed copy
+  // wrote, or "returned" when use_huge_pages came back without re-executing.
+  auto child = [&](const std::vector<std::pair<const char*, const char*>>& env) {
+    std::filesystem::remove(file);
+    const pid_t pid = fork();
+    if (pid == 0) {
+      ::unsetenv("GLIBC_TUNABLES");
+      ::unsetenv("FEDPP_HUGEPAGES");
+      for (const auto& [k, v] : env) ::setenv(k, v, 1);
+      ::setenv("FEDPP_TEST_ENV_OUT", file.c_str(), 1);
+      std::string self = "fedpp_tests", filter =
+          "--gtest_filter=Threads.HugePagesChildReportsItsEnvironment";
+      char* argv[] = {self.data(), filter.data(), nullptr};
+      use_huge_pages(argv);
+      _exit(42);  // came back: no re-execution
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 42) return std::string("returned");
+    std::ifstream in(file);
+    std::string line;
+    std::getline(in, line);
+    return line;
+  };
+  if (applies) {
+    EXPECT_EQ(child({}), "glibc.malloc.hugetlb=1");
+    EXPECT_EQ(child({{"GLIBC_TUNABLES", "glibc.malloc.trim_threshold=1"}}),
+              "glibc.malloc.trim_threshold=1:glibc.malloc.hugetlb=1");
+  } else {
+    EXPECT_EQ(child({}), "returned");
+  }
+  EXPECT_EQ(child({{"FEDPP_HUGEPAGES", "0"}}), "returned");
+  EXPECT_EQ(child({{"GLIBC_TUNABLES", "glibc.malloc.hugetlb=0"}}), "returned");  // the user's
+  std::filesystem::remove(file);
 }

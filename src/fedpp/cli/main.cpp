@@ -193,6 +193,7 @@ int cmd_models(const std::vector<int64_t>& shape, int64_t classes) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  fedpp::use_huge_pages(argv);  // may re-execute this program once (runtime/threads.hpp)
   CLI::App app{"fedpp: federated learning on heterogeneous clients"};
   app.require_subcommand(1);
 

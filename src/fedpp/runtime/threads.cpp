@@ -3,9 +3,15 @@
 #include <dlfcn.h>
 #include <torch/torch.h>
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <string>
 #if defined(__GLIBC__)
+#include <gnu/libc-version.h>
 #include <malloc.h>
 #endif
 
@@ -32,6 +38,30 @@ bool tune_allocator() {
 #endif
   }();
   return applied;
+}
+
+void use_huge_pages(char** argv) {
+#if defined(__GLIBC__) && defined(__linux__)
+  const char* off = std::getenv("FEDPP_HUGEPAGES");
+  if (off && std::strcmp(off, "0") == 0) return;
+  constexpr const char* kTunable = "glibc.malloc.hugetlb";
+  const char* have = std::getenv("GLIBC_TUNABLES");
+  std::string tunables = have ? have : "";
+  if (tunables.find(kTunable) != std::string::npos) return;  // set: by us or by the user
+  int major = 0, minor = 0;  // the tunable exists from glibc 2.35 on
+  if (std::sscanf(gnu_get_libc_version(), "%d.%d", &major, &minor) != 2 ||
+      major * 1000 + minor < 2035)
+    return;
+  std::ifstream thp("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string mode;
+  if (!std::getline(thp, mode) || mode.find("[never]") != std::string::npos) return;
+  tunables += std::string(tunables.empty() ? "" : ":") + kTunable + "=1";
+  if (setenv("GLIBC_TUNABLES", tunables.c_str(), 1) != 0) return;
+  execv("/proc/self/exe", argv);
+  // exec failed (no /proc, say): go on as we are; the variable stays for child processes.
+#else
+  (void)argv;
+#endif
 }
 
 void set_worker_threads(int intra_op) {
