@@ -499,55 +499,85 @@ TEST(Report, PlotsCompareRuns) {
 TEST(Threads, HugePagesChildReportsItsEnvironment) {
   const char* out = std::getenv("FEDPP_TEST_ENV_OUT");
   if (!out) GTEST_SKIP() << "only run by Threads.HugePagesReexecuteOnceWithTheTunable";
+  char self[] = "fedpp_tests";
+  char* argv[] = {self, nullptr};
+  use_huge_pages(argv);  // as main() does: in the re-executed copy it only clears the marker
   const char* t = std::getenv("GLIBC_TUNABLES");
-  std::ofstream(out) << (t ? t : "(unset)") << "\n";
+  const char* m = std::getenv("FEDPP_HUGEPAGES_REEXEC");
+  std::ofstream(out) << (t ? t : "(unset)") << "\n" << (m ? m : "(unset)") << "\n";
 }
 
-// use_huge_pages re-executes the program once with glibc.malloc.hugetlb=1 added to whatever
-// GLIBC_TUNABLES held, and does nothing when told not to or when it is already set.
+// The decision, input by input.
+TEST(Threads, HugePageTunablesDecideWhenToReexecute) {
+  HugePageInputs in;
+  in.libc_version = "2.36";
+  in.thp_mode = "always [madvise] never";
+  in.exe = "/work/build/fedpp";
+  EXPECT_EQ(huge_page_tunables(in), "glibc.malloc.hugetlb=1");
+  in.glibc_tunables = "glibc.malloc.trim_threshold=1";  // the user's tunables are kept
+  EXPECT_EQ(huge_page_tunables(in), "glibc.malloc.trim_threshold=1:glibc.malloc.hugetlb=1");
+  auto without = [&](auto change) {
+    HugePageInputs x = in;
+    change(x);
+    return huge_page_tunables(x);
+  };
+  EXPECT_EQ(without([](auto& x) { x.fedpp_hugepages = "0"; }), "");
+  EXPECT_EQ(without([](auto& x) { x.reexec_marker = "1"; }), "");
+  EXPECT_EQ(without([](auto& x) { x.glibc_tunables = "glibc.malloc.hugetlb=0"; }), "");
+  EXPECT_EQ(without([](auto& x) { x.libc_version = "2.34"; }), "");
+  EXPECT_EQ(without([](auto& x) { x.libc_version = "garbage"; }), "");
+  EXPECT_EQ(without([](auto& x) { x.thp_mode = "always madvise [never]"; }), "");
+  EXPECT_EQ(without([](auto& x) { x.thp_mode = "[always] madvise never"; }), "");
+  EXPECT_EQ(without([](auto& x) { x.thp_mode = ""; }), "");  // no such file
+  EXPECT_EQ(without([](auto& x) {
+              x.ld_preload = "/usr/libexec/valgrind/vgpreload_memcheck-amd64-linux.so";
+            }),
+            "");
+  EXPECT_EQ(without([](auto& x) { x.exe = "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"; }),
+            "");
+  EXPECT_EQ(without([](auto& x) { x.fedpp_hugepages = "1"; }),
+            "glibc.malloc.trim_threshold=1:glibc.malloc.hugetlb=1");
+}
+
+// The re-execution itself, once: a child process calls use_huge_pages and the re-executed copy
+// of this binary reports its environment (the marker is gone, the tunable is set).
 TEST(Threads, HugePagesReexecuteOnceWithTheTunable) {
-  const bool thp = [] {
-    std::ifstream f("/sys/kernel/mm/transparent_hugepage/enabled");
-    std::string mode;
-    return std::getline(f, mode) && mode.find("[never]") == std::string::npos;
-  }();
-  int major = 0, minor = 0;
-  std::sscanf(gnu_get_libc_version(), "%d.%d", &major, &minor);
-  const bool applies = thp && major * 1000 + minor >= 2035;
+  HugePageInputs here;
+  here.libc_version = gnu_get_libc_version();
+  std::ifstream thp("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::getline(thp, here.thp_mode);
+  here.exe = "/fedpp_tests";
+  if (huge_page_tunables(here).empty())
+    GTEST_SKIP() << "huge pages do not apply here (glibc " << here.libc_version << ", THP '"
+                 << here.thp_mode << "')";
   const auto file = std::filesystem::temp_directory_path() /
                     ("fedpp_hugepages_" + std::to_string(::getpid()));
-  // Starts a child that calls use_huge_pages with `env` set; returns what the re-executed copy
-  // wrote, or "returned" when use_huge_pages came back without re-executing.
-  auto child = [&](const std::vector<std::pair<const char*, const char*>>& env) {
-    std::filesystem::remove(file);
-    const pid_t pid = fork();
-    if (pid == 0) {
-      ::unsetenv("GLIBC_TUNABLES");
-      ::unsetenv("FEDPP_HUGEPAGES");
-      for (const auto& [k, v] : env) ::setenv(k, v, 1);
-      ::setenv("FEDPP_TEST_ENV_OUT", file.c_str(), 1);
-      std::string self = "fedpp_tests", filter =
-          "--gtest_filter=Threads.HugePagesChildReportsItsEnvironment";
-      char* argv[] = {self.data(), filter.data(), nullptr};
-      use_huge_pages(argv);
-      _exit(42);  // came back: no re-execution
-    }
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 42) return std::string("returned");
-    std::ifstream in(file);
-    std::string line;
-    std::getline(in, line);
-    return line;
-  };
-  if (applies) {
-    EXPECT_EQ(child({}), "glibc.malloc.hugetlb=1");
-    EXPECT_EQ(child({{"GLIBC_TUNABLES", "glibc.malloc.trim_threshold=1"}}),
-              "glibc.malloc.trim_threshold=1:glibc.malloc.hugetlb=1");
-  } else {
-    EXPECT_EQ(child({}), "returned");
+  std::filesystem::remove(file);
+  // Everything the child needs is prepared before fork().
+  std::string self = "fedpp_tests",
+              filter = "--gtest_filter=Threads.HugePagesChildReportsItsEnvironment";
+  char* argv[] = {self.data(), filter.data(), nullptr};
+  const pid_t pid = fork();
+  if (pid == 0) {
+    alarm(120);  // never hang the suite
+    for (const char* k : {"GLIBC_TUNABLES", "FEDPP_HUGEPAGES", "FEDPP_HUGEPAGES_REEXEC",
+                          "GTEST_SHARD_INDEX", "GTEST_TOTAL_SHARDS", "GTEST_OUTPUT",
+                          "XML_OUTPUT_FILE", "LD_PRELOAD"})
+      ::unsetenv(k);
+    ::setenv("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=1048576", 1);
+    ::setenv("FEDPP_TEST_ENV_OUT", file.c_str(), 1);
+    use_huge_pages(argv);
+    _exit(42);  // came back: no re-execution
   }
-  EXPECT_EQ(child({{"FEDPP_HUGEPAGES", "0"}}), "returned");
-  EXPECT_EQ(child({{"GLIBC_TUNABLES", "glibc.malloc.hugetlb=0"}}), "returned");  // the user's
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status)) << "the child did not exit normally";
+  ASSERT_NE(WEXITSTATUS(status), 42) << "use_huge_pages returned without re-executing";
+  std::ifstream in(file);
+  std::string tunables, marker;
+  std::getline(in, tunables);
+  std::getline(in, marker);
+  EXPECT_EQ(tunables, "glibc.malloc.trim_threshold=1048576:glibc.malloc.hugetlb=1");
+  EXPECT_EQ(marker, "(unset)");  // cleared, so that the program's own children start clean
   std::filesystem::remove(file);
 }

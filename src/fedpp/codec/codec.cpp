@@ -285,11 +285,11 @@ torch::Tensor Pipeline::decode(std::string&& bytes, const std::vector<int64_t>& 
       (bytes.size() - kCommonHeader) / dt->size != static_cast<uint64_t>(numel) ||
       (bytes.size() - kCommonHeader) % dt->size != 0)
     return decode(static_cast<const std::string&>(bytes), shape, seed);
-  auto owner = std::make_unique<std::string>(std::move(bytes));
+  auto owner = std::make_shared<std::string>(std::move(bytes));
   char* body = owner->data() + kCommonHeader;
   if (reinterpret_cast<uintptr_t>(body) % dt->size != 0) return decode(*owner, shape, seed);
-  std::string* held = owner.release();
-  return torch::from_blob(body, shape, [held](void*) { delete held; },
+  // The storage cannot be resized (from_blob); nothing resizes a decoded tensor.
+  return torch::from_blob(body, shape, [owner](void*) mutable { owner.reset(); },
                           torch::TensorOptions().dtype(dt->type));
 }
 

@@ -59,9 +59,11 @@ class Pipeline {
   // shape mismatch) naming what is wrong.
   torch::Tensor decode(const std::string& bytes, const std::vector<int64_t>& shape,
                        uint64_t seed) const;
-  // The same, taking the bytes: a raw (lossless) encoding of a non-bool dtype becomes a tensor
-  // over those bytes without a copy (the tensor owns them; a large reply is decoded without
-  // touching a second buffer of its size). Every other encoding decodes as above.
+  // The same, taking the bytes: a raw (lossless) encoding whose values are aligned after the
+  // 12-byte header (float32, int32, float16, bfloat16, 8- and 16-bit integers; not 8-byte
+  // types, which land 4 bytes off) becomes a tensor over those bytes without a copy (the
+  // tensor owns them; a large float32 reply is decoded without touching a second buffer of its
+  // size). Every other encoding decodes as above, with the same errors.
   torch::Tensor decode(std::string&& bytes, const std::vector<int64_t>& shape,
                        uint64_t seed) const;
 

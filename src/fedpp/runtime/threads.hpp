@@ -23,6 +23,8 @@
 // Set FEDPP_HUGEPAGES=0 to run without.
 #pragma once
 
+#include <string>
+
 namespace fedpp {
 
 // OpenBLAS's own thread pool to `n` threads (no-op when OpenBLAS is not the BLAS in use).
@@ -33,10 +35,28 @@ void set_worker_threads(int intra_op);
 // The malloc policy above, applied once per process (thread-safe, idempotent). Returns whether it
 // is in effect.
 bool tune_allocator();
-// The huge-page setting above. Returns only when nothing is to be done (already in effect,
-// FEDPP_HUGEPAGES=0, not glibc 2.35+ on Linux, huge pages switched off in the kernel) or when
-// the re-execution failed (the program then runs as it is); otherwise the process image is
-// replaced by the same program with the same arguments. Call before any thread starts.
+// The huge-page setting above. Returns only when nothing is to be done (see
+// huge_page_tunables) or when the re-execution failed (the program then runs as it is);
+// otherwise the process image is replaced by the same program (/proc/self/exe) with the same
+// arguments, once: a marker variable, FEDPP_HUGEPAGES_REEXEC, stops a second time whatever
+// glibc does with GLIBC_TUNABLES. Call first thing in main(), before any thread starts.
 void use_huge_pages(char** argv);
+
+// What use_huge_pages decides, from its inputs alone (empty string: unset or unreadable).
+struct HugePageInputs {
+  std::string glibc_tunables;   // GLIBC_TUNABLES
+  std::string fedpp_hugepages;  // FEDPP_HUGEPAGES ("0": off)
+  std::string reexec_marker;    // FEDPP_HUGEPAGES_REEXEC (set: already re-executed)
+  std::string ld_preload;       // LD_PRELOAD (valgrind's preload: no re-execution)
+  std::string libc_version;     // gnu_get_libc_version(), e.g. "2.36"
+  std::string thp_mode;         // /sys/kernel/mm/transparent_hugepage/enabled
+  std::string exe;              // /proc/self/exe's target (ld.so: started through the loader)
+};
+// The GLIBC_TUNABLES value to re-execute with (the user's tunables, then
+// glibc.malloc.hugetlb=1), or "" when the program should run as it is: FEDPP_HUGEPAGES=0,
+// already re-executed, hugetlb already in GLIBC_TUNABLES, glibc older than 2.35, transparent
+// huge pages not in "madvise" mode ("never": none; "always": large mappings have them
+// already), under valgrind, or started through the dynamic loader.
+std::string huge_page_tunables(const HugePageInputs& in);
 
 }  // namespace fedpp
