@@ -5,7 +5,7 @@ Run it alone on a quiet machine (no build, test or experiment beside it): every 
 median of --reps runs, and the allocator comparison runs the two settings in turn (A B A B ...)
 and takes the ratio pair by pair, so that a drift of the machine's speed does not bias it.
 
-    scripts/bench.py                   # all benchmarks, 5 runs each (about 15 minutes on 2 cores)
+    scripts/bench.py                   # all benchmarks, 5 runs each (about 30 minutes on 2 cores)
     scripts/bench.py --reps 3 --only models,codec
     scripts/bench.py --render-only     # rewrite bench/README.md from bench/results.json
 

@@ -16,7 +16,7 @@ A grid file (TOML; experiments/*.toml hold the project's):
     target = 0.85                      # for "rounds to target"
     last = 10                          # window of the "mean of the last rounds" column
     title = "..."                      # optional, for the summary's heading
-    reference = "standalone"           # optional run name: adds each run's difference to it,
+    reference = "standalone"           # optional run or arm name (an arm: at each grid point): adds each run's difference to it,
                                        # paired by seed (same partition), mean +- sd
     split_bytes = true                 # optional: bytes down and up in separate columns
     columns = ["fit_train_loss"]       # optional: more metrics.csv columns, each as its mean over
@@ -360,12 +360,20 @@ def summarise(g, root, runs):
         row["extra"] = {c: mean_sd([s["extra"][c] for s in stats]) for c in g.get("columns", [])}
         table.append(row)
     ref = g.get("reference")
-    if ref is not None and ref not in labels:
-        die(f"reference = \"{ref}\" is not a run of grid '{g['name']}' (runs: {', '.join(labels)})")
+    arms = {l.split(",")[0] for l in labels}
+    if ref is not None and ref not in labels and ref not in arms:
+        die(f"reference = \"{ref}\" is not a run or an arm of grid '{g['name']}' "
+            f"(runs: {', '.join(labels)})")
+
+    def ref_of(label):
+        """The reference run for `label`: the named run, or the named arm at the same grid point."""
+        return ref if ref in labels else ref + label[len(label.split(",")[0]):]
+
     for row in table:
         # The difference to the reference run of the same seed: the partition and the data are
         # the same, so the seed-to-seed spread of the data cancels out.
-        pairs = [(s, by_seed.get(ref, {}).get(seed)) for seed, s in by_seed.get(row["run"], {}).items()]
+        pairs = [(s, by_seed.get(ref_of(row["run"]), {}).get(seed))
+                 for seed, s in by_seed.get(row["run"], {}).items()]
         pairs = [(a, b) for a, b in pairs if b is not None]
         row["delta_final"] = mean_sd([a["final"] - b["final"] for a, b in pairs]) if ref else (None, None)
         row["delta_last"] = mean_sd([a["last_mean"] - b["last_mean"] for a, b in pairs]) if ref else (None, None)

@@ -141,6 +141,27 @@ def main():
         check(read(os.path.join(exp, "summary.md")) == summary, "summary.md differs when regenerated")
         check(read(os.path.join(exp, "summary.csv")) == summary_csv, "summary.csv differs")
 
+        # A reference may name an arm: each run is paired with that arm at its own grid point
+        # (here one point, so the same pairs as naming the run).
+        with open(grid) as f:
+            grid_text = f.read()
+        with open(grid, "w") as f:
+            f.write(grid_text.replace('reference = "fedavg,train.lr=0.05"', 'reference = "fedavg"'))
+        r = sweep(fedpp, grid, results, "--summary-only")
+        check(r.returncode == 0, r.stderr)
+        check(read(os.path.join(exp, "summary.csv")) == summary_csv,
+              "an arm as reference pairs differently from the run it names")
+        with open(grid, "w") as f:
+            f.write(grid_text.replace('reference = "fedavg,train.lr=0.05"', 'reference = "nope"'))
+        r = sweep(fedpp, grid, results, "--summary-only")
+        check(r.returncode != 0 and 'reference = "nope" is not a run or an arm' in r.stderr,
+              r.stderr)
+        with open(grid, "w") as f:
+            f.write(grid_text)
+        r = sweep(fedpp, grid, results, "--summary-only")
+        check(r.returncode == 0 and read(os.path.join(exp, "summary.md")) == summary,
+              "summary.md differs after the reference was restored")
+
         # Same config and seed, same numbers: rerunning a finished run gives identical metrics
         # (timing columns aside).
         def strip(path):
