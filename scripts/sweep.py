@@ -189,6 +189,15 @@ def git_commit():
         return "unknown"
 
 
+def check_reference(g, labels):
+    """The grid's reference (a run, or an arm paired at each grid point), or None; dies if unknown."""
+    ref = g.get("reference")
+    if ref is not None and ref not in labels and ref not in {l.split(",")[0] for l in labels}:
+        die(f"reference = \"{ref}\" is not a run or an arm of grid '{g['name']}' "
+            f"(runs: {', '.join(sorted(set(labels)))})")
+    return ref
+
+
 def check_all(g, runs, fedpp):
     seen = set()
     for r in runs:
@@ -359,11 +368,7 @@ def summarise(g, root, runs):
         row["rounds"] = sorted({s["rounds"] for s in stats})
         row["extra"] = {c: mean_sd([s["extra"][c] for s in stats]) for c in g.get("columns", [])}
         table.append(row)
-    ref = g.get("reference")
-    arms = {l.split(",")[0] for l in labels}
-    if ref is not None and ref not in labels and ref not in arms:
-        die(f"reference = \"{ref}\" is not a run or an arm of grid '{g['name']}' "
-            f"(runs: {', '.join(labels)})")
+    ref = check_reference(g, labels)
 
     def ref_of(label):
         """The reference run for `label`: the named run, or the named arm at the same grid point."""
@@ -475,6 +480,7 @@ def main():
 
     g = load_grid(args.grid)
     runs = runs_of(g, args.results)
+    check_reference(g, [r["label"] for r in runs])  # before any run starts
     if args.list:
         for r in runs:
             done = os.path.isdir(r["dir"])
