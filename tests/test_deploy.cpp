@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,6 +17,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -74,6 +76,8 @@ class Procs {
   pid_t start(const std::vector<std::string>& args, const fs::path& log) {
     pid_t pid = fork();
     if (pid == 0) {
+      // Dies with the test binary, even when ctest kills it at a timeout (no orphaned servers).
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
       int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
       dup2(fd, 1);
       dup2(fd, 2);
@@ -120,6 +124,17 @@ class Procs {
   std::map<pid_t, fs::path> running_;
   std::vector<fs::path> logs_;
 };
+
+// CPU seconds (user + system) `pid` has used so far, from /proc/PID/stat; -1 if unreadable.
+double cpu_seconds(pid_t pid) {
+  std::string stat = slurp(fs::path("/proc") / std::to_string(pid) / "stat");
+  const auto close = stat.rfind(')');
+  if (close == std::string::npos) return -1;
+  std::istringstream in(stat.substr(close + 2));
+  std::vector<std::string> f{std::istream_iterator<std::string>(in), {}};
+  if (f.size() < 13) return -1;  // f[0] is field 3 (state); utime and stime are fields 14, 15
+  return (std::stod(f[11]) + std::stod(f[12])) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
 
 bool exited_ok(int st) { return st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0; }
 bool killed(int st) { return st >= 0 && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL; }
@@ -564,6 +579,31 @@ TEST(Deploy, ClientKilledMidRoundTheOthersFinishTheRun) {
   EXPECT_EQ(rows[2].at("replies"), 3);
   for (const auto& r : rows) EXPECT_EQ(r.at("clients"), 4);
   EXPECT_NE(slurp(dir / "server.log").find("no reply from client(s) 3"), std::string::npos);
+}
+
+// A server whose round deadline has passed waits for replies asleep: it once re-armed its wait
+// at "now" after the deadline and spun a core until a client came (orphaned test servers burned
+// CPU for hours). No client ever joins here; the round's deadline is 0.2 s.
+TEST(Deploy, AServerWaitingPastItsDeadlineSleeps) {
+  auto dir = test_dir();
+  auto config = write_config(dir, config_text(dir, 2, 1, "", 0.2));
+  Procs procs;
+  pid_t server = procs.start({"serve", config.string(), "--listen", "127.0.0.1:0"},
+                             dir / "server.log");
+  const std::string warning = "waiting for deploy.min_replies";
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (slurp(dir / "server.log").find(warning) == std::string::npos &&
+         std::chrono::steady_clock::now() < until && procs.wait(server, 0.1) == -1) {
+  }
+  ASSERT_NE(slurp(dir / "server.log").find(warning), std::string::npos) << procs.logs();
+  const double before = cpu_seconds(server);
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  const double used = cpu_seconds(server) - before;
+  ASSERT_GE(before, 0) << "cannot read /proc/" << server << "/stat";
+  // Measured on the 2-core VM: spinning cost 0.47 CPU seconds in these 2 s (the loop spends
+  // most of its time in futex calls that return at once); asleep, 0.01.
+  EXPECT_LT(used, 0.15) << "the waiting server used " << used << " CPU seconds in 2 s\n"
+                       << procs.logs();
 }
 
 // A server (or something posing as one) whose run id is a path: the client refuses to build its

@@ -392,9 +392,14 @@ struct FederationServer::Impl final : public wire::Federation::Service {
                      "deploy.min_replies = {} (clients that reconnect get their task again)",
                      round, accepted, tasks.size(), what, secs(now - deadline) + dep.round_timeout_s,
                      need);
-        next_warn += dur(dep.round_timeout_s);
+        next_warn = now + dur(dep.round_timeout_s);
       }
-      cv.wait_until(l, std::min({std::max(deadline, now), next_warn, hard}));
+      // Wake at the next moment a rule can change its verdict without a reply arriving (a
+      // reply notifies cv): the deadline, the next warning, the hard deadline. next_warn
+      // starts at the deadline and only moves past it, so min(next_warn, hard) is that moment
+      // and always lies ahead once a warning is logged: once the deadline has passed,
+      // waiting until max(deadline, now) spun the loop at 100% of a core until replies came.
+      cv.wait_until(l, std::min(next_warn, hard));
     }
     const size_t missing_count = tasks.size() - answered.size();
     if (missing_count > 0) {
