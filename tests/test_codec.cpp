@@ -19,6 +19,7 @@
 #include "fedpp/codec/subsample.hpp"
 #include "fedpp/core/config.hpp"
 #include "fedpp/core/error.hpp"
+#include "fedpp/core/seed.hpp"
 
 namespace fedpp {
 namespace {
@@ -241,6 +242,24 @@ TEST(CodecQuantize, LevelsAndRange) {
 
 // ---- pipeline ---------------------------------------------------------------------------------
 
+// The range of a vector whose minimum (or maximum) is zero, with both +0 and -0 in it: the first
+// zero in the vector, as a one-at-a-time loop finds it, whatever the vector width of the kernel
+// (the zeros sit in lanes 13 and 2 of a 16-wide kernel: lane order alone would pick the second).
+TEST(CodecQuantize, RangeKeepsTheFirstZero) {
+  for (bool negative_first : {false, true}) {
+    std::vector<float> x(100, 0.25f), y(100, -0.25f);
+    x[45] = y[45] = negative_first ? -0.0f : 0.0f;
+    x[66] = y[66] = negative_first ? 0.0f : -0.0f;
+    const auto rx = codec::value_range(x.data(), 100), ry = codec::value_range(y.data(), 100);
+    EXPECT_EQ(rx.lo, 0.0f);
+    EXPECT_EQ(std::signbit(rx.lo), negative_first);
+    EXPECT_EQ(rx.hi, 0.25f);
+    EXPECT_EQ(ry.hi, 0.0f);
+    EXPECT_EQ(std::signbit(ry.hi), negative_first);
+    EXPECT_EQ(ry.lo, -0.25f);
+  }
+}
+
 TEST(CodecPipeline, IdentityIsBitExact) {
   torch::Tensor t = torch::randn({64, 32, 5, 5});
   t[0][0][0][0] = std::numeric_limits<float>::quiet_NaN();
@@ -355,6 +374,54 @@ TEST(CodecPipeline, DeterministicPerSeed) {
     EXPECT_NE(p.encode(t, 42), p.encode(t, 43)) << tr;
     EXPECT_TRUE(torch::equal(p.decode(p.encode(t, 42), {300, 100}, 42),
                              p.decode(p.encode(t, 42), {300, 100}, 42)));
+  }
+}
+
+// The encoded bytes and the decoded values of fixed inputs, pinned by their FNV-1a hashes: the
+// same bytes on every machine (the codec's kernels are compiled for several instruction sets and
+// chosen at run time) and after every speed-up. The input is made from integers alone (no libm,
+// no torch generator). d = 1,100,000 pads to 2^21, so every blocking level of the transform runs.
+// The hashes were taken from the scalar kernels before they were vectorised; a change here is a
+// change of the wire format or of the random streams and needs a new codec version.
+TEST(CodecPipeline, EncodedBytesArePinned) {
+  auto fnv = [](const void* p, size_t n) {
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; ++i) h = (h ^ static_cast<const uint8_t*>(p)[i]) * 1099511628211ULL;
+    return h;
+  };
+  struct Case {
+    const char* transform;
+    double subsample;
+    int bits;
+    bool float16;
+    int64_t d;
+    uint64_t encoded, decoded;
+  };
+  const Case cases[] = {
+      {"identity", 1.0, 8, false, 3000, 0x850b4baf3870c9c6ULL, 0xf3343cdfae262b17ULL},
+      {"hadamard", 1.0, 4, false, 3000, 0x73a712315ae2b2c1ULL, 0x1d486b3aa3e7b017ULL},
+      {"hadamard", 1.0, 0, false, 1100000, 0x8398212e4009f1e1ULL, 0xa08a6fbc008055e0ULL},
+      {"hadamard", 1.0, 4, false, 1100000, 0x82ba54f9a4484e6dULL, 0xbc990cdf61abe3a9ULL},
+      {"hadamard", 0.5, 2, false, 1100000, 0x9252aa19c506efeeULL, 0xe7bfb28270126dfdULL},
+      {"hadamard", 1.0, 0, true, 200000, 0xfecc8efda4677f4bULL, 0x81025043032748daULL},
+      {"kashin", 1.0, 4, false, 3000, 0x930d4a2cae3d95c4ULL, 0x20f8158e24413bd4ULL},
+      {"kashin", 1.0, 4, false, 1100000, 0x103e6a1032cb979bULL, 0x493b5c3784be01ffULL},
+      {"kashin", 0.5, 1, false, 1100000, 0x61925a874e0b0e45ULL, 0x956945dc7d441d02ULL},
+  };
+  for (const auto& c : cases) {
+    std::vector<float> x(static_cast<size_t>(c.d));
+    for (int64_t i = 0; i < c.d; ++i)  // uniform in [-1, 1), 24 bits, from SplitMix64
+      x[i] = static_cast<float>(static_cast<int64_t>(mix64(static_cast<uint64_t>(i)) >> 40) -
+                                (int64_t{1} << 23)) / 8388608.0f;
+    CodecSpec sp = spec(c.transform, c.subsample, c.bits);
+    sp.float16 = c.float16;
+    Pipeline p(sp);
+    const std::string bytes = p.encode(to_tensor(x), 1234);
+    const torch::Tensor back = p.decode(bytes, {c.d}, 1234);
+    const uint64_t he = fnv(bytes.data(), bytes.size());
+    const uint64_t hd = fnv(back.data_ptr(), static_cast<size_t>(back.numel()) * 4);
+    EXPECT_EQ(he, c.encoded) << sp.describe() << " d=" << c.d << std::hex << " encoded 0x" << he;
+    EXPECT_EQ(hd, c.decoded) << sp.describe() << " d=" << c.d << std::hex << " decoded 0x" << hd;
   }
 }
 

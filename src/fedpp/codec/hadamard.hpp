@@ -2,7 +2,9 @@
 // signs drawn from a seed, zero-padded to a power of two n >= d, then the fast Walsh-Hadamard
 // transform scaled by 1/sqrt(n). The scaled transform is orthonormal and its own inverse, so
 // decoding is: transform, keep the first d entries, multiply by the same signs.
-// All functions work on caller-owned float buffers and allocate nothing.
+// All functions work on caller-owned float buffers; only fwht allocates, for n > 2^18: a column
+// buffer of 32 kB (n <= 2^25; 64 bytes per 2^16 elements above). The kernels are compiled for
+// AVX-512 and the baseline, with the same results (codec/simd.hpp). Thread-safe: no shared state.
 #pragma once
 #include <cstdint>
 

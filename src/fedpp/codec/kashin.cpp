@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "fedpp/codec/hadamard.hpp"
+#include "fedpp/codec/simd.hpp"
 
 namespace fedpp::codec {
 
@@ -14,6 +15,7 @@ int64_t kashin_dim(int64_t d) {
   return n;
 }
 
+FEDPP_CODEC_KERNEL
 void kashin_encode(const float* x, int64_t d, uint64_t sign_seed, const KashinParams& p,
                    float* coefs) {
   const int64_t n = kashin_dim(d);

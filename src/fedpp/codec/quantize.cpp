@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "fedpp/codec/random.hpp"
+#include "fedpp/codec/simd.hpp"
 
 namespace fedpp::codec {
 namespace {
@@ -11,7 +12,7 @@ namespace {
 // Rounds v (in [0, top] up to rounding) down or up with P(up) = v - floor(v), u in [0, 1).
 // v >= 0, so truncation is floor (and avoids a libm call without SSE4.1).
 template <class T>
-inline uint16_t round_random(T v, T u, int32_t top) {
+FEDPP_CODEC_INLINE uint16_t round_random(T v, T u, int32_t top) {
   const auto f = static_cast<int32_t>(std::min(v, static_cast<T>(top)));
   const int32_t c = f + (u < v - static_cast<T>(f) ? 1 : 0);
   return static_cast<uint16_t>(std::min(c, top));
@@ -19,7 +20,7 @@ inline uint16_t round_random(T v, T u, int32_t top) {
 
 // Runs f(i, u) for every i < n with u a uniform float in [0, 1) (24 bits; two per word).
 template <class F>
-void with_dither(int64_t n, uint64_t seed, F&& f) {
+FEDPP_CODEC_INLINE void with_dither(int64_t n, uint64_t seed, F&& f) {
   constexpr float kUnit = 1.0f / 16777216.0f;
   int64_t i = 0;
   for (uint64_t w = 0; i + 1 < n; ++w, i += 2) {
@@ -33,15 +34,35 @@ void with_dither(int64_t n, uint64_t seed, F&& f) {
 
 }  // namespace
 
-QuantRange value_range(const float* x, int64_t n) {
-  float lo = x[0], hi = x[0];
-  for (int64_t i = 1; i < n; ++i) {
-    lo = std::min(lo, x[i]);
-    hi = std::max(hi, x[i]);
+FEDPP_CODEC_KERNEL QuantRange value_range(const float* x, int64_t n) {
+  // 16 running minima and maxima (one vector register each) in place of one. The minimum and
+  // maximum of finite floats do not depend on the order of the comparisons, except for which
+  // zero is kept when both +0 and -0 occur: that case is settled afterwards as the one-at-a-time
+  // loop settles it (the first zero in x), so the bytes sent never depend on the vector width.
+  constexpr int64_t kLanes = 16;
+  float lo[kLanes], hi[kLanes];
+  for (int64_t j = 0; j < kLanes; ++j) lo[j] = hi[j] = x[0];
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int64_t j = 0; j < kLanes; ++j) {
+      lo[j] = x[i + j] < lo[j] ? x[i + j] : lo[j];
+      hi[j] = x[i + j] > hi[j] ? x[i + j] : hi[j];
+    }
+  QuantRange r{x[0], x[0]};
+  for (int64_t j = 0; j < kLanes; ++j) {
+    r.lo = lo[j] < r.lo ? lo[j] : r.lo;
+    r.hi = hi[j] > r.hi ? hi[j] : r.hi;
   }
-  return {lo, hi};
+  for (; i < n; ++i) {
+    r.lo = x[i] < r.lo ? x[i] : r.lo;
+    r.hi = x[i] > r.hi ? x[i] : r.hi;
+  }
+  for (float* end : {&r.lo, &r.hi})
+    if (*end == 0.0f) *end = *std::find(x, x + n, 0.0f);
+  return r;
 }
 
+FEDPP_CODEC_KERNEL
 void quantize(const float* x, int64_t n, int q, QuantRange r, uint64_t quant_seed,
               uint16_t* codes) {
   const int32_t top = (int32_t{1} << q) - 1;
@@ -59,6 +80,7 @@ void quantize(const float* x, int64_t n, int q, QuantRange r, uint64_t quant_see
   }
 }
 
+FEDPP_CODEC_KERNEL
 void dequantize(const uint16_t* codes, int64_t n, int q, QuantRange r, float* out) {
   const uint32_t top = (uint32_t{1} << q) - 1;
   const double step = (static_cast<double>(r.hi) - r.lo) / top;
