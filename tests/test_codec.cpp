@@ -100,6 +100,24 @@ TEST(CodecBitpack, RoundTripEveryWidth) {
   }
 }
 
+// Every width and length against a bit-by-bit packing of the documented layout, with garbage in
+// the bits above q (pack_bits uses only the low q bits); widths 1, 2, 4, 8 have their own loops.
+TEST(CodecBitpack, SameStreamAsBitByBit) {
+  std::mt19937_64 rng(2);
+  for (int q = 1; q <= 16; ++q) {
+    for (int64_t count : {1, 5, 8, 9, 63, 64, 65, 1001}) {
+      std::vector<uint16_t> codes(count);
+      for (auto& c : codes) c = static_cast<uint16_t>(rng());
+      std::vector<uint8_t> want(codec::packed_bytes(count, q), 0), got(want.size(), 0xAB);
+      for (int64_t i = 0; i < count; ++i)
+        for (int b = 0; b < q; ++b)
+          if ((codes[i] >> b) & 1) want[(i * q + b) / 8] |= uint8_t(1u << ((i * q + b) % 8));
+      codec::pack_bits(codes.data(), count, q, got.data());
+      EXPECT_EQ(got, want) << "q=" << q << " count=" << count;
+    }
+  }
+}
+
 TEST(CodecBitpack, LayoutIsLsbFirst) {
   const std::vector<uint16_t> codes = {1, 2, 3, 15, 0};
   std::vector<uint8_t> buf(codec::packed_bytes(5, 4));
