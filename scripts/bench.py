@@ -17,6 +17,9 @@ What it runs (each from build/, as README.md's build makes them):
   overhead  bench_overhead: FedAvg rounds in the simulation against a bare LibTorch loop, each
             in its own process, in turn.
   codec     bench_codec: encode and decode of the whole FedAvg CNN, headline pipelines.
+  compression  bench_compression_round: the codec's share of a Federated Dropout round
+            (configs/fedavg_fmnist_compressed.toml, 3 rounds) with Hadamard and with Kashin,
+            in turn.
   deploy    bench_deploy: gRPC round overhead (50 clients) and a 100 MB model over loopback,
             with and without huge pages, in turn.
   memory    bench_client_memory: private state of 100 FedMoE clients (bytes: one run).
@@ -41,7 +44,10 @@ RESULTS = os.path.join(ROOT, "bench", "results.json")
 README = os.path.join(ROOT, "bench", "README.md")
 CODEC_ROWS = ["float32", "identity+q8", "hadamard+q4", "hadamard+s0.5+q4", "kashin+q4",
               "kashin+s0.5+q4"]
-ALL = ["models", "overhead", "codec", "deploy", "memory", "mpi"]
+ALL = ["models", "overhead", "codec", "compression", "deploy", "memory", "mpi"]
+# bench_compression_round settings: the default config (Hadamard both ways) and Kashin.
+COMPRESSION = {"hadamard": [], "kashin": ["--set", 'codec.down.transform="kashin"',
+                                         "--set", 'codec.up.transform="kashin"']}
 MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
            "OMPI_MCA_rmaps_base_oversubscribe": "1"}
 
@@ -112,6 +118,21 @@ def bench_codec(build, reps):
         to_ms = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
         out[name] = {"ms": [b["real_time"] * to_ms[b["time_unit"]] for b in runs],
                      "bytes": runs[0]["bytes_per_model"], "ratio_vs_f32": runs[0]["ratio_vs_f32"]}
+    return out
+
+
+def bench_compression(build, reps):
+    """Per setting, per run: round wall s, codec s (serial sum) and bytes per client (totals)."""
+    out = {k: [] for k in COMPRESSION}
+    for _ in range(reps):
+        for setting, args in COMPRESSION.items():
+            text = run([f"{build}/bench_compression_round"] + args)
+            tot = re.search(r"^total\s+([\d.]+)\s+([\d.]+)", text, re.M)
+            rows = re.findall(r"^\s*\d+\s+[\d.]+\s+[\d.]+\s+[\d.]+%\s+(\d+)\s+(\d+)", text, re.M)
+            desc = re.search(r"down (\S+), up (\S+),", text)
+            out[setting].append({"wall_s": float(tot.group(1)), "codec_s": float(tot.group(2)),
+                                 "down_bytes": float(rows[-1][0]), "up_bytes": float(rows[-1][1]),
+                                 "down": desc.group(1), "up": desc.group(2)})
     return out
 
 
@@ -226,6 +247,23 @@ def render(r):
                 L.append(f"| {p} | {e['bytes']:,.0f} | {e['ratio_vs_f32']:.1f}x | "
                          f"{spread(e['ms'], '{:.1f}')} | {spread(d['ms'], '{:.1f}')} |")
         L.append("")
+    if "compression" in r:
+        L += ["### Compression in a round (`bench_compression_round`: Federated Dropout 0.25, "
+              "FedAvg CNN, 5 clients, 3 rounds, 2 workers)", "", when("compression") +
+              " Codec time is the serial sum of every encode and decode of the rounds (server "
+              "encode, client decode, client encode, server decode per client) on one thread: "
+              "an upper bound on what compression adds, as the clients' share runs on the "
+              "worker threads. Issue 12's targets: at most 2% (Hadamard) and 4% (Kashin).", "",
+              "| codecs (down / up) | round wall s (3 rounds) | codec s | codec share | "
+              "bytes down / up per client |", "|---|---|---|---|---|"]
+        for setting, rows in r["compression"].items():
+            share = [100 * x["codec_s"] / x["wall_s"] for x in rows]
+            L.append(f"| {rows[0]['down']} / {rows[0]['up']} | "
+                     f"{spread([x['wall_s'] for x in rows], '{:.2f}')} | "
+                     f"{spread([x['codec_s'] for x in rows], '{:.3f}')} | "
+                     f"{spread(share, '{:.1f}')} % | "
+                     f"{rows[0]['down_bytes']:,.0f} / {rows[0]['up_bytes']:,.0f} |")
+        L.append("")
     if "deploy" in r:
         d = r["deploy"]
         if isinstance(d, list):  # results.json from before the settings were compared
@@ -298,7 +336,8 @@ def main():
     r["machine"] = {"cpu": cpu, "cores": os.cpu_count(), "mem_gib": round(mem / 2**20)}
     r.setdefault("meta", {})
     fns = {"models": bench_models, "overhead": bench_overhead, "codec": bench_codec,
-           "deploy": bench_deploy, "memory": bench_memory, "mpi": bench_mpi}
+           "compression": bench_compression, "deploy": bench_deploy, "memory": bench_memory,
+           "mpi": bench_mpi}
     for name in ALL:
         if name in only:
             print(f"bench.py: {name} ...", flush=True)
