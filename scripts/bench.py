@@ -20,6 +20,9 @@ What it runs (each from build/, as README.md's build makes them):
   compression  bench_compression_round: the codec's share of a Federated Dropout round
             (configs/fedavg_fmnist_compressed.toml, 3 rounds) with Hadamard and with Kashin,
             in turn.
+  rss       peak resident memory of one round of bench/fedavg_20_clients.toml (issue 12's
+            20-client FedAvg job on all 70,000 Fashion-MNIST images), from the kernel's
+            accounting of the finished process.
   deploy    bench_deploy: gRPC round overhead (50 clients) and a 100 MB model over loopback,
             with and without huge pages, in turn.
   memory    bench_client_memory: private state of 100 FedMoE clients (bytes: one run).
@@ -44,7 +47,7 @@ RESULTS = os.path.join(ROOT, "bench", "results.json")
 README = os.path.join(ROOT, "bench", "README.md")
 CODEC_ROWS = ["float32", "identity+q8", "hadamard+q4", "hadamard+s0.5+q4", "kashin+q4",
               "kashin+s0.5+q4"]
-ALL = ["models", "overhead", "codec", "compression", "deploy", "memory", "mpi"]
+ALL = ["models", "overhead", "codec", "compression", "rss", "deploy", "memory", "mpi"]
 # bench_compression_round settings: the default config (Hadamard both ways) and Kashin.
 COMPRESSION = {"hadamard": [], "kashin": ["--set", 'codec.down.transform="kashin"',
                                          "--set", 'codec.up.transform="kashin"']}
@@ -133,6 +136,25 @@ def bench_compression(build, reps):
             out[setting].append({"wall_s": float(tot.group(1)), "codec_s": float(tot.group(2)),
                                  "down_bytes": float(rows[-1][0]), "up_bytes": float(rows[-1][1]),
                                  "down": desc.group(1), "up": desc.group(2)})
+    return out
+
+
+def bench_rss(build, reps):
+    """Peak RSS (MB) and wall s of `fedpp run bench/fedavg_20_clients.toml`, one process a run."""
+    import resource
+    import tempfile
+    import time
+    out = []
+    for _ in range(reps):
+        with tempfile.TemporaryDirectory() as d:
+            # A fresh Python child measures the one fedpp process, alone in its RUSAGE_CHILDREN.
+            probe = ("import resource,subprocess,sys;"
+                     "subprocess.run(sys.argv[1:],check=True,stdout=subprocess.DEVNULL);"
+                     "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+            t0 = time.monotonic()
+            kb = run([sys.executable, "-c", probe, f"{build}/fedpp", "run",
+                      "bench/fedavg_20_clients.toml", "--set", f'output.dir="{d}"'])
+            out.append({"peak_mb": int(kb.strip()) / 1024, "wall_s": time.monotonic() - t0})
     return out
 
 
@@ -264,6 +286,13 @@ def render(r):
                      f"{spread(share, '{:.1f}')} % | "
                      f"{rows[0]['down_bytes']:,.0f} / {rows[0]['up_bytes']:,.0f} |")
         L.append("")
+    if "rss" in r:
+        L += ["### Peak memory (`fedpp run bench/fedavg_20_clients.toml`: FedAvg, 20 clients, "
+              "70,000 Fashion-MNIST images, one round)", "", when("rss") + " Peak resident set "
+              "of the process (the kernel's accounting); issue 12's target is 0.7 GB.", "",
+              "| peak RSS | wall s (build, one round, evaluation) |", "|---|---|",
+              f"| {spread([x['peak_mb'] for x in r['rss']], '{:,.0f}')} MB | "
+              f"{spread([x['wall_s'] for x in r['rss']], '{:.1f}')} |", ""]
     if "deploy" in r:
         d = r["deploy"]
         if isinstance(d, list):  # results.json from before the settings were compared
@@ -336,8 +365,8 @@ def main():
     r["machine"] = {"cpu": cpu, "cores": os.cpu_count(), "mem_gib": round(mem / 2**20)}
     r.setdefault("meta", {})
     fns = {"models": bench_models, "overhead": bench_overhead, "codec": bench_codec,
-           "compression": bench_compression, "deploy": bench_deploy, "memory": bench_memory,
-           "mpi": bench_mpi}
+           "compression": bench_compression, "rss": bench_rss, "deploy": bench_deploy,
+           "memory": bench_memory, "mpi": bench_mpi}
     for name in ALL:
         if name in only:
             print(f"bench.py: {name} ...", flush=True)

@@ -326,6 +326,33 @@ TEST(DataSynthetic, DeterministicBalancedAndSeparable) {
   expect_error([] { make_synthetic(0, 3, 1, 4, 4, 1); }, {"synthetic"});
 }
 
+// Pixels held as uint8 and normalised a batch at a time give the same floats, bit for bit, as
+// normalising the whole split once (as the loaders did before), for a gather, a slice and all,
+// in a subset and after pooling two splits.
+TEST(DataStats, BatchesOfPixelsNormaliseLikeTheWholeSplit) {
+  auto gen = at::detail::createCPUGenerator(3);
+  auto img = torch::randint(0, 256, {300, 3, 5, 4}, gen, torch::kLong).to(torch::kUInt8);
+  RawData raw{img, torch::randint(0, 10, {300}, gen, torch::kLong), 10};
+  const ChannelStats st = channel_stats(img);
+  Dataset ds = normalise(raw, st, "toy");
+  std::vector<float> mean(st.mean.begin(), st.mean.end()), sd(st.std.begin(), st.std.end());
+  const auto whole = img.to(torch::kFloat32)
+                         .div_(255.f)
+                         .sub_(torch::tensor(mean).view({1, 3, 1, 1}))
+                         .div_(torch::tensor(sd).view({1, 3, 1, 1}));
+  EXPECT_EQ(ds.x.scalar_type(), torch::kUInt8);
+  EXPECT_TRUE(torch::equal(ds.inputs(), whole));
+  EXPECT_TRUE(torch::equal(ds.inputs(37, 101), whole.slice(0, 37, 101)));
+  const auto idx = torch::randperm(300, gen).slice(0, 0, 64);
+  EXPECT_TRUE(torch::equal(ds.inputs(idx), whole.index_select(0, idx)));
+  Dataset sub = ds.subset({5, 250, 7});
+  EXPECT_TRUE(torch::equal(sub.inputs(), whole.index_select(0, torch::tensor({5, 250, 7}))));
+  Dataset floats;  // float inputs pass through untouched
+  floats.x = whole;
+  floats.y = raw.labels;
+  EXPECT_TRUE(torch::equal(floats.inputs(idx), whole.index_select(0, idx)));
+}
+
 TEST(DataStats, ChannelStatsAndNormalise) {
   // Channel 0 holds 0 and 255 (mean 0.5, std 0.5); channel 1 is constant 51 (0.2, std 0).
   auto img = torch::zeros({2, 2, 1, 1}, torch::kUInt8);
@@ -339,10 +366,11 @@ TEST(DataStats, ChannelStatsAndNormalise) {
   EXPECT_NEAR(s.std[1], 0.0, 1e-12);
   RawData raw{img, torch::tensor({0, 1}, torch::kInt64), 2};
   Dataset ds = normalise(raw, s, "toy");
-  EXPECT_EQ(ds.x.scalar_type(), torch::kFloat32);
-  EXPECT_NEAR(ds.x[0][0][0][0].item<float>(), -1.f, 1e-6);
-  EXPECT_NEAR(ds.x[1][0][0][0].item<float>(), 1.f, 1e-6);
-  EXPECT_NEAR(ds.x[1][1][0][0].item<float>(), 0.f, 1e-6);  // constant channel: finite zero
+  EXPECT_EQ(ds.x.scalar_type(), torch::kUInt8);  // pixels; inputs() normalises
+  EXPECT_EQ(ds.inputs().scalar_type(), torch::kFloat32);
+  EXPECT_NEAR(ds.inputs()[0][0][0][0].item<float>(), -1.f, 1e-6);
+  EXPECT_NEAR(ds.inputs()[1][0][0][0].item<float>(), 1.f, 1e-6);
+  EXPECT_NEAR(ds.inputs()[1][1][0][0].item<float>(), 0.f, 1e-6);  // constant channel: finite zero
   EXPECT_EQ(ds.sample_shape(), (std::vector<int64_t>{2, 1, 1}));
   Dataset sub = ds.subset({1});
   EXPECT_EQ(sub.size(), 1);
@@ -364,8 +392,8 @@ TEST_F(DataTest, LoadSplitsIdxFromDataRoot) {
   EXPECT_EQ(s.train.num_classes, 10);
   EXPECT_EQ(s.train.name, "mnist");
   EXPECT_EQ(s.train.sample_shape(), (std::vector<int64_t>{1, 4, 4}));
-  EXPECT_NEAR(s.train.x.mean().item<float>(), 0.f, 1e-4);
-  EXPECT_NEAR(s.train.x.std(false).item<float>(), 1.f, 1e-4);
+  EXPECT_NEAR(s.train.inputs().mean().item<float>(), 0.f, 1e-4);
+  EXPECT_NEAR(s.train.inputs().std(false).item<float>(), 1.f, 1e-4);
   // Same seed, same subset; all data.* keys of load_splits were read.
   EXPECT_TRUE(torch::equal(load_splits(cfg, 1).train.x, s.train.x));
   EXPECT_NO_THROW(cfg.check_all_used());
@@ -388,7 +416,7 @@ TEST_F(DataTest, LoadSplitsEmnistIsTransposedUpright) {
                             p("emnist-digits-train-labels-idx1-ubyte"));
   auto st = channel_stats(stored.images);
   auto x = stored.images.to(torch::kFloat32).div(255).sub(st.mean[0]).div(st.std[0]);
-  EXPECT_TRUE(torch::allclose(s.train.x, x.transpose(2, 3)));
+  EXPECT_TRUE(torch::allclose(s.train.inputs(), x.transpose(2, 3)));
 }
 
 TEST_F(DataTest, LoadSplitsCifarInArchiveFolder) {
@@ -446,8 +474,8 @@ TEST(DataLoadSplits, RealFashionMnist) {
   EXPECT_EQ(s.train.sample_shape(), (std::vector<int64_t>{1, 28, 28}));
   EXPECT_EQ(s.train.num_classes, 10);
   EXPECT_TRUE(torch::equal(torch::bincount(s.train.y), torch::full({10}, 6000, torch::kInt64)));
-  EXPECT_NEAR(s.train.x.mean().item<float>(), 0.f, 1e-3);
-  EXPECT_NEAR(s.train.x.std().item<float>(), 1.f, 1e-3);
+  EXPECT_NEAR(s.train.inputs().mean().item<float>(), 0.f, 1e-3);
+  EXPECT_NEAR(s.train.inputs().std().item<float>(), 1.f, 1e-3);
 }
 
 // ---- partitioners --------------------------------------------------------------------------

@@ -14,7 +14,7 @@ std::pair<torch::Tensor, torch::Tensor> class_prototypes(Model& m, const Dataset
   torch::Tensor sum = torch::zeros({c, m.feature_dim()});
   torch::Tensor count = torch::zeros({c});
   for (int64_t start = 0; start < n; start += kInferenceBatch) {
-    auto x = data.x.slice(0, start, std::min(n, start + kInferenceBatch));
+    auto x = data.inputs(start, std::min(n, start + kInferenceBatch));
     auto y = data.y.slice(0, start, std::min(n, start + kInferenceBatch));
     sum.index_add_(0, y, m.features(x.to(device)).cpu().to(torch::kFloat));
     count.index_add_(0, y, torch::ones({y.size(0)}));

@@ -463,7 +463,7 @@ Message FedGktClient::fit(const Message& in, ClientContext& ctx) {
   const int64_t bs = opt_.batch_size;
   std::vector<torch::Tensor> hs, zs;
   for (int64_t s = 0; s < n; s += bs) {
-    auto h = model_->feature_map(train.x.slice(0, s, std::min(n, s + bs)).to(dev));
+    auto h = model_->feature_map(train.inputs(s, std::min(n, s + bs)).to(dev));
     zs.push_back(model_->forward_from_map(h).cpu());
     hs.push_back(h.cpu());
   }
@@ -482,7 +482,7 @@ Message FedGktClient::fit(const Message& in, ClientContext& ctx) {
   if (m > 0) {
     std::vector<torch::Tensor> th;
     for (int64_t s = 0; s < m; s += bs)
-      th.push_back(model_->feature_map(test.x.slice(0, s, std::min(m, s + bs)).to(dev)).cpu());
+      th.push_back(model_->feature_map(test.inputs(s, std::min(m, s + bs)).to(dev)).cpu());
     out.tensors.set("test_features", cat(th));
     out.tensors.set("test_labels", test.y.clone());
   }

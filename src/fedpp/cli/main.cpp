@@ -154,16 +154,16 @@ int cmd_data(const std::string& config_path, const std::vector<std::string>& set
   if (client < 0) {
     FEDPP_CHECK(data->global_test.size() > 0, "the config's data has no global test set: give "
                                               "--client K for a client's splits");
-    t.set("test_x", data->global_test.x);
+    t.set("test_x", data->global_test.inputs());
     t.set("test_y", data->global_test.y);
   } else {
     const auto n = static_cast<int64_t>(data->clients.size());
     FEDPP_CHECK(client < n, "--client " + std::to_string(client) + " is out of range: the " +
                                 "config's partition has clients 0.." + std::to_string(n - 1));
     const auto& c = data->clients[static_cast<size_t>(client)];
-    t.set("train_x", c.train.x);
+    t.set("train_x", c.train.inputs());
     t.set("train_y", c.train.y);
-    t.set("test_x", c.test.x);
+    t.set("test_x", c.test.inputs());
     t.set("test_y", c.test.y);
   }
   fedpp::save_state_dict(t, out);

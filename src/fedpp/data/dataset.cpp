@@ -14,9 +14,30 @@ Dataset Dataset::subset(const std::vector<int64_t>& idx) const {
   Dataset out;
   out.x = x.index_select(0, index).contiguous();
   out.y = y.index_select(0, index).contiguous();
+  out.mean = mean;
+  out.sd = sd;
   out.num_classes = num_classes;
   out.name = name;
   return out;
+}
+
+torch::Tensor Dataset::normalised(const torch::Tensor& pixels) const {
+  // The loaders' own sequence of operations (data/loaders.cpp), so the floats are the same.
+  return pixels.to(torch::kFloat32).div_(255.f).sub_(mean).div_(sd);
+}
+
+torch::Tensor Dataset::inputs(int64_t start, int64_t end) const {
+  auto rows = x.slice(0, start, end);
+  return x.scalar_type() == torch::kUInt8 ? normalised(rows) : rows;
+}
+
+torch::Tensor Dataset::inputs(const torch::Tensor& idx) const {
+  auto rows = x.index_select(0, idx);
+  return x.scalar_type() == torch::kUInt8 ? normalised(rows) : rows;
+}
+
+torch::Tensor Dataset::inputs() const {
+  return x.scalar_type() == torch::kUInt8 ? normalised(x) : x;
 }
 
 std::string FederatedData::summary_json() const {

@@ -1,7 +1,10 @@
 // Datasets in memory and the federated view of them.
 //
-// A Dataset holds a whole split as two tensors: x (float32 [N, C, H, W], already normalised per
-// channel) and y (int64 [N], values in [0, num_classes)). A FederatedData is what a run trains
+// A Dataset holds a whole split as two tensors: x, the inputs, and y (int64 [N], values in
+// [0, num_classes)). Image data sets read from bytes keep x as uint8 pixels [N, C, H, W] with the
+// per-channel normalisation beside it, and inputs() normalises one batch at a time: a quarter of
+// the memory of float32, and the same floats bit for bit as normalising the whole split once.
+// Other inputs (synthetic data, features a method computed) are float32, already normalised. A FederatedData is what a run trains
 // on: one ClientData (train and test part) per client, the global test set for global-model
 // methods, and a summary of the partition that is written beside the results.
 #pragma once
@@ -16,15 +19,24 @@ namespace fedpp {
 class Config;
 
 struct Dataset {
-  torch::Tensor x;  // float32 [N, C, H, W]
+  torch::Tensor x;  // float32 [N, C, H, W] (normalised), or uint8 [N, C, H, W] pixels
   torch::Tensor y;  // int64 [N]
+  // With uint8 x: float32 [1, C, 1, 1]; an input is (x / 255 - mean) / sd. Undefined otherwise.
+  torch::Tensor mean, sd;
   int64_t num_classes = 0;
   std::string name;
 
   int64_t size() const { return y.defined() ? y.size(0) : 0; }
   std::vector<int64_t> sample_shape() const;  // {C, H, W}
-  // Rows `idx` (copied, contiguous).
+  // Rows `idx` (copied, contiguous), in x's own type.
   Dataset subset(const std::vector<int64_t>& idx) const;
+  // The model inputs, float32 [*, C, H, W], normalised: rows [start, end), rows `idx` (int64),
+  // or every row. A new tensor when x is uint8; a view (slice) or gather of x otherwise.
+  torch::Tensor inputs(int64_t start, int64_t end) const;
+  torch::Tensor inputs(const torch::Tensor& idx) const;
+  torch::Tensor inputs() const;
+  // Normalises uint8 pixels shaped like x with this data set's mean and sd.
+  torch::Tensor normalised(const torch::Tensor& pixels) const;
 };
 
 // Per-channel mean and standard deviation of pixel values scaled to [0, 1]: what a Dataset's x

@@ -348,7 +348,10 @@ std::pair<torch::Tensor, torch::Tensor> channel_scale(const ChannelStats& stats,
 Dataset normalise(const RawData& raw, const ChannelStats& stats, const std::string& name) {
   const auto [mean, sd] = channel_scale(stats, raw.images.size(1), name);
   Dataset ds;
-  ds.x = raw.images.to(torch::kFloat32).div_(255.f).sub_(mean).div_(sd);
+  // The pixels stay uint8; Dataset::inputs() normalises a batch at a time.
+  ds.x = raw.images.contiguous();
+  ds.mean = mean;
+  ds.sd = sd;
   ds.y = raw.labels.to(torch::kInt64).contiguous();
   ds.num_classes = raw.num_classes;
   ds.name = name;
@@ -613,6 +616,7 @@ namespace {
 // The pixels a normalised Dataset came from: round((x * std + mean) * 255), exact for bytes (the
 // float error is far below half a grey level). uint8 [N, C, H, W].
 torch::Tensor pixels_of(const Dataset& d, const ChannelStats& stats) {
+  if (d.x.scalar_type() == torch::kUInt8) return d.x.contiguous();
   const auto [mean, sd] = channel_scale(stats, d.x.size(1), d.name);
   return (d.x * sd + mean)
       .mul(255.f)

@@ -126,8 +126,12 @@ Lists partition_pathological(Lists by_class, const PartitionSpec& spec, Rng& rng
 
 Dataset concat(const Dataset& a, const Dataset& b) {
   Dataset out;
+  FEDPP_CHECK(a.x.scalar_type() == b.x.scalar_type(),
+              "data.pool = \"all\": the train and test splits hold inputs of different types");
   out.x = torch::cat({a.x, b.x});
   out.y = torch::cat({a.y, b.y});
+  out.mean = a.mean;  // one normalisation for both splits (DataSplits::stats)
+  out.sd = a.sd;
   out.num_classes = a.num_classes;
   out.name = a.name;
   return out;

@@ -52,7 +52,7 @@ TrainStats train_epochs(const Dataset& data, const TrainOptions& opt, uint64_t s
     for (int64_t start = 0; start < n; start += opt.batch_size) {
       int64_t end = std::min(n, start + opt.batch_size);
       auto idx = idx_all.slice(0, start, end).clone();
-      auto x = data.x.index_select(0, idx);
+      auto x = data.inputs(idx);
       auto y = data.y.index_select(0, idx);
       optimizer.zero_grad();
       auto l = loss(x, y, idx);
@@ -83,7 +83,7 @@ EvalStats evaluate_logits(const Dataset& data,
   double loss_sum = 0.0;
   for (int64_t start = 0; start < n; start += batch_size) {
     int64_t end = std::min(n, start + batch_size);
-    auto x = data.x.slice(0, start, end);
+    auto x = data.inputs(start, end);
     auto y = data.y.slice(0, start, end);
     auto logits = forward(x);
     loss_sum += torch::nn::functional::cross_entropy(

@@ -76,7 +76,7 @@ void ClientPool::parallel_for(size_t n, Fn&& fn) {
   if (error) std::rethrow_exception(error);
 }
 
-std::vector<std::string> ClientPool::fit(int64_t round, const std::vector<Task>& tasks) {
+std::vector<std::string> ClientPool::fit(int64_t round, std::vector<Task> tasks) {
   std::vector<std::string> replies(tasks.size());
   // Progress within a long round (output.progress_s): clients trained and the rate over their
   // training sets, at most once per progress_s, from the worker that finished a client.
@@ -90,6 +90,7 @@ std::vector<std::string> ClientPool::fit(int64_t round, const std::vector<Task>&
     const int64_t c = tasks[i].client;
     ClientState state = states_->load(c);
     replies[i] = runner.fit(round, c, tasks[i].bytes, data_->clients[c], &state);
+    std::string().swap(tasks[i].bytes);  // read: freed now, not at the end of the round
     states_->save(c, std::move(state));
     if (progress_s_ <= 0) return;
     std::lock_guard<std::mutex> l(progress_mu);

@@ -25,8 +25,10 @@ namespace fedpp {
 class ClientHost {
  public:
   virtual ~ClientHost() = default;
-  // Local training: one reply per task, in task order.
-  virtual std::vector<std::string> fit(int64_t round, const std::vector<Task>& tasks) = 0;
+  // Local training: one reply per task, in task order. The tasks are the host's: it may free
+  // each one's bytes as soon as its client has read them (ClientPool does, so that a round never
+  // holds every client's encoded task beside every encoded reply).
+  virtual std::vector<std::string> fit(int64_t round, std::vector<Task> tasks) = 0;
   // Personalised evaluation: one answer per task, "" for a client without test data.
   virtual std::vector<std::string> evaluate(int64_t round, const std::vector<Task>& tasks) = 0;
   // Writes each task's client's personalised model as <dir>/client_<id>.pt, built with the task's
@@ -60,7 +62,7 @@ class ClientPool final : public ClientHost {
              std::shared_ptr<const FederatedData> data, std::vector<int64_t> hosted = {});
   ~ClientPool() override;
 
-  std::vector<std::string> fit(int64_t round, const std::vector<Task>& tasks) override;
+  std::vector<std::string> fit(int64_t round, std::vector<Task> tasks) override;
   std::vector<std::string> evaluate(int64_t round, const std::vector<Task>& tasks) override;
   std::vector<std::string> save_models(int64_t round, const std::vector<Task>& tasks,
                                        const std::string& dir) override;

@@ -107,7 +107,7 @@ class MpiClientHost final : public ClientHost {
  public:
   explicit MpiClientHost(int world) : world_(world) {}
 
-  std::vector<std::string> fit(int64_t round, const std::vector<Task>& tasks) override {
+  std::vector<std::string> fit(int64_t round, std::vector<Task> tasks) override {
     return exchange(kFit, round, tasks);
   }
   std::vector<std::string> evaluate(int64_t round, const std::vector<Task>& tasks) override {
@@ -220,7 +220,7 @@ void serve_clients(Config cfg, int rank, int world) {
         else if (kind == kLoadStates)
           pool->load_states(dir);
         else
-          answers = kind == kFit    ? pool->fit(round, tasks)
+          answers = kind == kFit    ? pool->fit(round, std::move(tasks))
                     : kind == kEval ? pool->evaluate(round, tasks)
                                     : pool->save_models(round, tasks, dir);
       } catch (const std::exception& e) {

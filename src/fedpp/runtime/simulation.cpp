@@ -169,13 +169,19 @@ void Simulation::checkpoint(int64_t round) {
 Row Simulation::run_round(int64_t round) {
   open_results(0);
   auto tasks = loop_->begin_round(round);
-  std::vector<std::string> replies = clients_->fit(round, tasks);
+  std::vector<int64_t> asked;
+  for (const auto& t : tasks) asked.push_back(t.client);
+  // The host frees each encoded task once its client has read it; each encoded reply is freed
+  // once decoded, so the round's peak holds one set of messages, not three.
+  std::vector<std::string> replies = clients_->fit(round, std::move(tasks));
   // In simulation every reply comes from fedpp's own client code: a rejected one is a bug (or a
   // method breaking the reply rules) and stops the run instead of silently shrinking the round.
-  for (size_t i = 0; i < tasks.size(); ++i)
-    if (auto why = loop_->accept_reply(tasks[i].client, replies[i]); !why.empty())
+  for (size_t i = 0; i < asked.size(); ++i) {
+    if (auto why = loop_->accept_reply(asked[i], replies[i]); !why.empty())
       throw Error("round " + std::to_string(round) + ": the reply of client " +
-                  std::to_string(tasks[i].client) + " was rejected: " + why);
+                  std::to_string(asked[i]) + " was rejected: " + why);
+    std::string().swap(replies[i]);
+  }
   Row row = loop_->end_round();
   if (loop_->eval_due(round)) {
     auto evals = loop_->begin_eval(round);

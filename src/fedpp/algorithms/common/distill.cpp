@@ -50,7 +50,7 @@ ClassMeans class_means_over(const Dataset& data,
   torch::Tensor sums, counts = torch::zeros({classes}, torch::kFloat);
   for (int64_t start = 0; start < data.size(); start += batch_size) {
     int64_t end = std::min(data.size(), start + batch_size);
-    auto part = class_means(fn(data.x.slice(0, start, end)), data.y.slice(0, start, end), classes);
+    auto part = class_means(fn(data.inputs(start, end)), data.y.slice(0, start, end), classes);
     auto s = part.means * part.counts.unsqueeze(1);
     sums = sums.defined() ? sums + s : s;
     counts += part.counts;
