@@ -1,8 +1,12 @@
 // Memory of FedMoE's per-client private state: runs one round of 100 model-heterogeneous FedMoE
 // clients (CNN-1..5 local experts, CNN-5 global expert, 128-wide gate) on small synthetic data
 // in the simulation and prints the bytes the StateStore holds, per client model and in total,
-// for 1x28x28 (Fashion-MNIST) and 3x32x32 (CIFAR-10) inputs. A plain main (no timing).
-//   usage: bench_client_memory [num_clients]
+// for 1x28x28 (Fashion-MNIST) and 3x32x32 (CIFAR-10) inputs, and the process's peak resident
+// memory after each (getrusage). A plain main (no timing).
+//   usage: bench_client_memory [num_clients] [both | mnist | cifar]   (one input shape per
+//   process gives that shape's own peak)
+#include <sys/resource.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -47,6 +51,10 @@ void measure(int64_t clients, const std::string& shape) {
                 m.c_str(), v.first, v.second / 1e6);
   std::printf("  total %.1f MB (mean %.2f MB per client); StateStore reports %.1f MB\n",
               total / 1e6, total / 1e6 / clients, sim.states().bytes() / 1e6);
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  std::printf("  peak RSS of the process so far %.1f MB\n",
+              static_cast<double>(u.ru_maxrss) / 1024);
 }
 
 }  // namespace
@@ -54,8 +62,13 @@ void measure(int64_t clients, const std::string& shape) {
 int main(int argc, char** argv) {
   fedpp::use_huge_pages(argv);  // may re-execute this program once (runtime/threads.hpp)
   const int64_t clients = argc > 1 ? std::atoll(argv[1]) : 100;
+  const std::string which = argc > 2 ? argv[2] : "both";
+  if (clients < 1 || (which != "both" && which != "mnist" && which != "cifar")) {
+    std::fprintf(stderr, "usage: bench_client_memory [num_clients >= 1] [both | mnist | cifar]\n");
+    return 2;
+  }
   torch::set_num_threads(1);
-  measure(clients, "[1, 28, 28]");
-  measure(clients, "[3, 32, 32]");
+  if (which != "cifar") measure(clients, "[1, 28, 28]");
+  if (which != "mnist") measure(clients, "[3, 32, 32]");
   return 0;
 }
