@@ -53,7 +53,7 @@ void measure(int64_t clients, const std::string& shape) {
               total / 1e6, total / 1e6 / clients, sim.states().bytes() / 1e6);
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
-  std::printf("  peak RSS of the process so far %.1f MB\n",
+  std::printf("  peak RSS of the process so far %.1f MiB\n",
               static_cast<double>(u.ru_maxrss) / 1024);
 }
 

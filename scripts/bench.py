@@ -141,8 +141,7 @@ def bench_compression(build, reps):
 
 
 def bench_rss(build, reps):
-    """Peak RSS (MB) and wall s of `fedpp run bench/fedavg_20_clients.toml`, one process a run."""
-    import resource
+    """Peak RSS (MiB) and wall s of `fedpp run bench/fedavg_20_clients.toml`, one process a run."""
     import tempfile
     import time
     out = []
@@ -184,7 +183,7 @@ def bench_memory(build, reps):
     for which in ("mnist", "cifar"):
         out = run([f"{build}/bench_client_memory", str(MEMORY_CLIENTS), which])
         shape, mb = re.search(r"input \[([\d, ]+)\].*?total ([\d.]+) MB", out, re.S).groups()
-        peak = float(re.search(r"peak RSS of the process so far ([\d.]+) MB", out).group(1))
+        peak = float(re.search(r"peak RSS of the process so far ([\d.]+) MiB", out).group(1))
         res[f"[{shape}]"] = {"state_mb": float(mb), "peak_mb": peak, "clients": MEMORY_CLIENTS}
     return res
 
@@ -300,7 +299,7 @@ def render(r):
               "70,000 Fashion-MNIST images, one round)", "", when("rss") + " Peak resident set "
               "of the process (the kernel's accounting); issue 12's target is 0.7 GB.", "",
               "| peak RSS | wall s (build, one round, evaluation) |", "|---|---|",
-              f"| {spread([x['peak_mb'] for x in r['rss']], '{:,.0f}')} MB | "
+              f"| {spread([x['peak_mb'] for x in r['rss']], '{:,.0f}')} MiB | "
               f"{spread([x['wall_s'] for x in r['rss']], '{:.1f}')} |", ""]
     if "deploy" in r:
         d = r["deploy"]
@@ -321,7 +320,7 @@ def render(r):
                      f"{spread([x['tcp_mb_s'] for x in rows], '{:.0f}')} MB/s |")
         L.append("")
     if "memory" in r:
-        mem = r["memory"]
+        mem = r["memory"]  # state in MB (10^6 bytes), peak RSS in MiB (the kernel's KiB / 1024)
         n = next(iter(mem.values())).get("clients", 100) if mem and isinstance(
             next(iter(mem.values())), dict) else 100
         L += [f"### Client state (`bench_client_memory {n}`: {n:,} heterogeneous FedMoE clients, "
@@ -330,7 +329,7 @@ def render(r):
               "| input | private state, all clients | peak RSS of the process |", "|---|---|---|"]
         for shape, v in mem.items():
             if isinstance(v, dict):
-                L.append(f"| {shape} | {v['state_mb']:,.1f} MB | {v['peak_mb']:,.0f} MB |")
+                L.append(f"| {shape} | {v['state_mb']:,.1f} MB | {v['peak_mb']:,.0f} MiB |")
             else:  # results.json from before the peak was recorded
                 L.append(f"| {shape} | {v:.1f} MB | – |")
         L.append("")

@@ -156,6 +156,34 @@ TEST(CodecHadamard, FwhtMatchesDefinition) {
   for (int i = 0; i < 8; ++i) EXPECT_EQ(e[i], __builtin_popcount(i & 5) % 2 ? -1.0f : 1.0f);
 }
 
+// The blocked transform against the plain one, level by level (stride 1, 2, 4, ...; the scale
+// multiplies at the last level only), bit for bit, at every power of two up to 2^22: the cache
+// blocking (L1, L2, column copies of 2 to 64 rows) changes the order elements are visited in,
+// never the operations an element goes through.
+TEST(CodecHadamard, FwhtEqualsTheLevelByLevelTransformBitForBit) {
+  auto reference = [](std::vector<float>& x, float s) {
+    const int64_t n = static_cast<int64_t>(x.size());
+    if (n == 1) x[0] *= s;
+    for (int64_t h = 1; h < n; h *= 2) {
+      const float f = 2 * h == n ? s : 1.0f;
+      for (int64_t i = 0; i < n; i += 2 * h)
+        for (int64_t j = i; j < i + h; ++j) {
+          const float u = x[j], v = x[j + h];
+          x[j] = (u + v) * f;
+          x[j + h] = (u - v) * f;
+        }
+    }
+  };
+  for (int lg = 0; lg <= 22; ++lg) {
+    const int64_t n = int64_t{1} << lg;
+    const float s = static_cast<float>(1.0 / std::sqrt(static_cast<double>(n)));
+    std::vector<float> want = gaussian(n, 100 + lg), got = want;
+    reference(want, s);
+    codec::fwht(got.data(), n, s);
+    EXPECT_EQ(std::memcmp(want.data(), got.data(), sizeof(float) * n), 0) << "n = 2^" << lg;
+  }
+}
+
 TEST(CodecHadamard, OrthonormalAndSelfInverse) {
   for (int64_t d : {1, 5, 1000, 4096, 100003}) {
     const int64_t n = codec::next_pow2(d);

@@ -35,7 +35,9 @@ struct Dataset {
   torch::Tensor inputs(int64_t start, int64_t end) const;
   torch::Tensor inputs(const torch::Tensor& idx) const;
   torch::Tensor inputs() const;
-  // Normalises uint8 pixels shaped like x with this data set's mean and sd.
+
+ private:
+  // Normalises uint8 pixels shaped like x with this data set's mean and sd (a new tensor).
   torch::Tensor normalised(const torch::Tensor& pixels) const;
 };
 

@@ -395,11 +395,13 @@ struct FederationServer::Impl final : public wire::Federation::Service {
         next_warn = now + dur(dep.round_timeout_s);
       }
       // Wake at the next moment a rule can change its verdict without a reply arriving (a
-      // reply notifies cv): the deadline, the next warning, the hard deadline. next_warn
-      // starts at the deadline and only moves past it, so min(next_warn, hard) is that moment
-      // and always lies ahead once a warning is logged: once the deadline has passed,
-      // waiting until max(deadline, now) spun the loop at 100% of a core until replies came.
-      cv.wait_until(l, std::min(next_warn, hard));
+      // reply notifies cv): the deadline, the next warning, the hard deadline while it lies
+      // ahead. next_warn starts at the deadline and then only moves ahead of now; a passed
+      // deadline or hard deadline waits for replies alone. (Waiting until a moment already
+      // past, as max(deadline, now) once did, spins the loop on a core until replies come.)
+      auto wake = next_warn;
+      if (hard > now) wake = std::min(wake, hard);
+      cv.wait_until(l, wake);
     }
     const size_t missing_count = tasks.size() - answered.size();
     if (missing_count > 0) {
