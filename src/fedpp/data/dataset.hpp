@@ -4,9 +4,10 @@
 // [0, num_classes)). Image data sets read from bytes keep x as uint8 pixels [N, C, H, W] with the
 // per-channel normalisation beside it, and inputs() normalises one batch at a time: a quarter of
 // the memory of float32, and the same floats bit for bit as normalising the whole split once.
-// Other inputs (synthetic data, features a method computed) are float32, already normalised. A FederatedData is what a run trains
-// on: one ClientData (train and test part) per client, the global test set for global-model
-// methods, and a summary of the partition that is written beside the results.
+// Other inputs (features a method computed, data sets a test builds) are float32, already
+// normalised. Every loader (synthetic data too) gives uint8 pixels. A FederatedData is what a
+// run trains on: one ClientData (train and test part) per client, the global test set for
+// global-model methods, and a summary of the partition that is written beside the results.
 #pragma once
 #include <torch/torch.h>
 
