@@ -23,7 +23,7 @@ namespace {
 template <class Visit>
 FEDPP_CODEC_INLINE void select(int64_t n, int64_t k, uint64_t seed, Visit&& visit) {
   constexpr int64_t kBlock = 2048;
-  uint32_t r[kBlock];
+  uint64_t r[kBlock];
   uint64_t need = static_cast<uint64_t>(k);
   // Blocks start at even i, so word i / 2 is never split between two blocks.
   for (int64_t i0 = 0; i0 < n; i0 += kBlock) {
@@ -32,32 +32,31 @@ FEDPP_CODEC_INLINE void select(int64_t n, int64_t k, uint64_t seed, Visit&& visi
       for (int64_t t = 0; t < m; ++t) {
         const uint64_t i = static_cast<uint64_t>(i0 + t);
         const uint64_t w = stream_word(seed, i >> 1) >> (32 * (i & 1));
-        r[t] = static_cast<uint32_t>(((w & 0xffffffffULL) * (static_cast<uint64_t>(n) - i)) >> 32);
+        r[t] = ((w & 0xffffffffULL) * (static_cast<uint64_t>(n) - i)) >> 32;
       }
+    } else {
+      // n - i0 > 2^32 - 1 (a tensor near the 2^31-element limit padded by Kashin): the draws as
+      // defined above, one at a time; `w` is the current word's unused half, as in the 32-bit
+      // case.
+      uint64_t w = 0;
       for (int64_t t = 0; t < m; ++t) {
-        const bool keep = r[t] < need;
-        visit(i0 + t, static_cast<int64_t>(static_cast<uint64_t>(k) - need), keep);
-        need -= keep;
+        const int64_t i = i0 + t;
+        const uint64_t left = static_cast<uint64_t>(n - i);
+        if ((i & 1) == 0) w = stream_word(seed, static_cast<uint64_t>(i) >> 1);
+        if (left <= 0xffffffffULL) {
+          r[t] = ((w & 0xffffffffULL) * left) >> 32;
+          w >>= 32;
+        } else {
+          r[t] = static_cast<uint64_t>(
+              (static_cast<unsigned __int128>(stream_word(~seed, static_cast<uint64_t>(i))) *
+               left) >>
+              64);
+        }
       }
-      continue;
     }
-    // n - i0 > 2^32 - 1 (a tensor near the 2^31-element limit padded by Kashin): the draws as
-    // defined above, one at a time. `w` is the current word's unused half, as in the 32-bit case.
-    uint64_t w = 0;
-    for (int64_t i = i0; i < i0 + m; ++i) {
-      const uint64_t left = static_cast<uint64_t>(n - i);
-      if ((i & 1) == 0) w = stream_word(seed, static_cast<uint64_t>(i) >> 1);
-      uint64_t ri;
-      if (left <= 0xffffffffULL) {
-        ri = ((w & 0xffffffffULL) * left) >> 32;
-        w >>= 32;
-      } else {
-        ri = static_cast<uint64_t>(
-            (static_cast<unsigned __int128>(stream_word(~seed, static_cast<uint64_t>(i))) * left) >>
-            64);
-      }
-      const bool keep = ri < need;
-      visit(i, static_cast<int64_t>(static_cast<uint64_t>(k) - need), keep);
+    for (int64_t t = 0; t < m; ++t) {
+      const bool keep = r[t] < need;
+      visit(i0 + t, static_cast<int64_t>(static_cast<uint64_t>(k) - need), keep);
       need -= keep;
     }
   }
