@@ -5,13 +5,20 @@
 //      per round of both and the difference, the cost of the deployment runtime per round;
 //   2. transfer rate: one client, one round of a ~100 MB mlp model; reports the MB/s of the
 //      task download and of the reply upload through gRPC (deploy.chunk_bytes, 1 MiB by
-//      default; --chunk-kib), against a plain TCP copy of the same bytes over loopback.
+//      default; --chunk-kib), against a plain TCP copy of the same bytes over loopback;
+//   3. (--idle-clients N, alone) N lightweight clients, each on its own connection, hold a long
+//      poll open on a server that has no task for them (a child process issues the N polls
+//      from one completion queue); reports the server process's peak thread count and peak
+//      RSS while the N polls wait, against its count before they came, and how the polls ended.
 // Usage: bench_deploy [--clients N] [--rounds R] [--mb M] [--chunk-kib K] [--skip-overhead]
-//                     [--skip-transfer]
+//                     [--skip-transfer] | --idle-clients N [--wait-s S]
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <spdlog/spdlog.h>
+#include <grpcpp/grpcpp.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -19,10 +26,12 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "fedpp/runtime/threads.hpp"
 #include "fedpp/core/config.hpp"
+#include "fedpp/proto/fedpp.grpc.pb.h"
 #include "fedpp/runtime/grpc_client.hpp"
 #include "fedpp/runtime/grpc_server.hpp"
 #include "fedpp/runtime/simulation.hpp"
@@ -39,7 +48,7 @@ double secs_since(Clock::time_point t) {
 int64_t g_chunk_bytes = 1 << 20;  // deploy.chunk_bytes (--chunk-kib)
 
 std::string config_text(int64_t clients, int64_t rounds, int64_t side, int64_t samples,
-                        const std::string& out) {
+                        const std::string& out, double poll_s = 5) {
   return "seed = 1\nrounds = " + std::to_string(rounds) +
          "\n[model]\nname = \"mlp\"\n[data]\ndataset = \"synthetic\"\nsynthetic_samples = " +
          std::to_string(samples) + "\nsynthetic_test_samples = " + std::to_string(samples / 4 + 2) +
@@ -47,8 +56,8 @@ std::string config_text(int64_t clients, int64_t rounds, int64_t side, int64_t s
          std::to_string(side) + "]\nnum_clients = " + std::to_string(clients) +
          "\nmin_samples = 1\n[train]\nbatch_size = 8\n[runtime]\nworkers = 1\nthreads = 1\n"
          "[output]\nquiet = true\ndir = \"" +
-         out + "\"\n[deploy]\ntoken_secret = \"bench\"\npoll_s = 5\nlisten = \"127.0.0.1:0\"\n"
-         "chunk_bytes = " + std::to_string(g_chunk_bytes) + "\n";
+         out + "\"\n[deploy]\ntoken_secret = \"bench\"\npoll_s = " + std::to_string(poll_s) +
+         "\nlisten = \"127.0.0.1:0\"\nchunk_bytes = " + std::to_string(g_chunk_bytes) + "\n";
 }
 
 double mean_wall(const std::vector<Row>& rows) {  // skips round 1 (warm-up)
@@ -120,6 +129,111 @@ double tcp_rate(size_t bytes) {
   return static_cast<double>(got) / s;
 }
 
+// A field of /proc/self/status ("Threads", "VmHWM" in kB), or -1.
+int64_t proc_status(const std::string& key) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(key + ":", 0) == 0) return std::atoll(line.c_str() + key.size() + 1);
+  return -1;
+}
+
+// The client side of --idle-clients: n polls, one connection each, from one completion queue
+// (no thread per call). Prints how they ended; returns the process exit code.
+int idle_clients(int port, int64_t n, double wait_s) {
+  grpc::CompletionQueue cq;
+  struct Call {
+    std::shared_ptr<grpc::Channel> channel;
+    std::unique_ptr<wire::Federation::Stub> stub;
+    grpc::ClientContext ctx;
+    wire::TaskHeader rep;
+    grpc::Status status;
+    std::unique_ptr<grpc::ClientAsyncResponseReader<wire::TaskHeader>> rpc;
+  };
+  std::vector<std::unique_ptr<Call>> calls;
+  const auto t0 = Clock::now();
+  for (int64_t c = 0; c < n; ++c) {
+    auto call = std::make_unique<Call>();
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a connection of its own
+    call->channel = grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(port),
+                                              grpc::InsecureChannelCredentials(), args);
+    call->stub = wire::Federation::NewStub(call->channel);
+    call->ctx.AddMetadata(kClientIdHeader, std::to_string(c));
+    call->ctx.AddMetadata(kTokenHeader, derive_token("bench", c));
+    call->ctx.set_wait_for_ready(true);
+    call->ctx.set_deadline(std::chrono::system_clock::now() +
+                           std::chrono::milliseconds(static_cast<int64_t>(1000 * wait_s) + 60000));
+    wire::PollRequest req;
+    req.set_wait_s(wait_s);
+    call->rpc = call->stub->AsyncPoll(&call->ctx, req, &cq);
+    call->rpc->Finish(&call->rep, &call->status, call.get());
+    calls.push_back(std::move(call));
+  }
+  const double issued = secs_since(t0);
+  int64_t waited = 0, other = 0;
+  double first = 1e9, last = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    void* tag = nullptr;
+    bool ok = false;
+    if (!cq.Next(&tag, &ok)) break;
+    auto* call = static_cast<Call*>(tag);
+    const double t = secs_since(t0);
+    first = std::min(first, t), last = std::max(last, t);
+    if (ok && call->status.ok() && call->rep.kind() == wire::TaskHeader::WAIT) ++waited;
+    else ++other;
+  }
+  std::printf("  %lld polls issued in %.2f s; %lld answered WAIT after their %.0f s wait "
+              "(between %.2f and %.2f s after the first was issued), %lld otherwise\n",
+              static_cast<long long>(n), issued,
+              static_cast<long long>(waited), wait_s, first, last,
+              static_cast<long long>(other));
+  return waited == n ? 0 : 1;
+}
+
+// --idle-clients: the server in this process, the n clients in a child (forked before any
+// gRPC or torch thread exists, so that the child is a clean process).
+int bench_idle(int64_t n, double wait_s) {
+  int to_child[2];
+  if (pipe(to_child) != 0) return 2;
+  const pid_t child = fork();
+  if (child == 0) {
+    close(to_child[1]);
+    int port = 0;
+    if (read(to_child[0], &port, sizeof port) != sizeof port) _exit(2);
+    const int rc = idle_clients(port, n, wait_s);
+    std::fflush(stdout);
+    _exit(rc);
+  }
+  close(to_child[0]);
+  const auto tmp = std::filesystem::temp_directory_path() / "fedpp_bench_idle";
+  const auto text = config_text(n, 1, 4, 2 * n, tmp.string(), wait_s);
+  int64_t before = 0, peak = 0;
+  {
+    FederationServer server(Config::from_string(text), ServeOptions{});
+    before = proc_status("Threads");
+    peak = before;
+    const int port = server.port();
+    if (write(to_child[1], &port, sizeof port) != sizeof port) return 2;
+    int status = 0;
+    while (waitpid(child, &status, WNOHANG) == 0) {  // the polls wait: sample this process
+      peak = std::max(peak, proc_status("Threads"));
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    std::printf("idle long polls, %lld clients (one connection each), deploy.poll_s = %.0f:\n"
+                "  server process: %lld threads before the clients came, peak %lld while their "
+                "polls waited; peak RSS %.0f MiB\n",
+                static_cast<long long>(n), wait_s, static_cast<long long>(before),
+                static_cast<long long>(peak), proc_status("VmHWM") / 1024.0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      std::fprintf(stderr, "the client process failed (status %d)\n", status);
+      return 1;
+    }
+  }
+  std::filesystem::remove_all(tmp);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -127,6 +241,8 @@ int main(int argc, char** argv) {
   int64_t clients = 50, rounds = 6;
   double mb = 100;
   bool overhead = true, transfer = true;
+  int64_t idle = 0;
+  double wait_s = 10;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--clients" && i + 1 < argc) clients = std::atoll(argv[++i]);
@@ -135,15 +251,18 @@ int main(int argc, char** argv) {
     else if (a == "--chunk-kib" && i + 1 < argc) g_chunk_bytes = std::atoll(argv[++i]) * 1024;
     else if (a == "--skip-overhead") overhead = false;
     else if (a == "--skip-transfer") transfer = false;
+    else if (a == "--idle-clients" && i + 1 < argc) idle = std::atoll(argv[++i]);
+    else if (a == "--wait-s" && i + 1 < argc) wait_s = std::atof(argv[++i]);
     else {
       std::fprintf(stderr,
                    "usage: %s [--clients N] [--rounds R] [--mb M] [--chunk-kib K] "
-                   "[--skip-overhead] [--skip-transfer]\n",
+                   "[--skip-overhead] [--skip-transfer] | --idle-clients N [--wait-s S]\n",
                    argv[0]);
       return 2;
     }
   }
   spdlog::set_level(spdlog::level::warn);
+  if (idle > 0) return bench_idle(idle, wait_s);
   const auto tmp = std::filesystem::temp_directory_path() / "fedpp_bench_deploy";
 
   if (overhead) {

@@ -25,6 +25,8 @@ What it runs (each from build/, as README.md's build makes them):
             accounting of the finished process.
   deploy    bench_deploy: gRPC round overhead (50 clients) and a 100 MB model over loopback,
             with and without huge pages, in turn.
+  idle      bench_deploy --idle-clients 1000: 1,000 lightweight clients (one connection each)
+            hold a long poll open; the server process's thread count and peak RSS.
   memory    bench_client_memory 1000: private state of 1,000 FedMoE clients and the peak RSS,
             one process per input shape (bytes: one run).
   mpi       the same FedAvg run (bench/mpi_fedavg.toml) in one process and over `mpirun -np 2`
@@ -48,7 +50,7 @@ RESULTS = os.path.join(ROOT, "bench", "results.json")
 README = os.path.join(ROOT, "bench", "README.md")
 CODEC_ROWS = ["float32", "identity+q8", "hadamard+q4", "hadamard+s0.5+q4", "kashin+q4",
               "kashin+s0.5+q4"]
-ALL = ["models", "overhead", "codec", "compression", "rss", "deploy", "memory", "mpi"]
+ALL = ["models", "overhead", "codec", "compression", "rss", "deploy", "idle", "memory", "mpi"]
 # bench_compression_round settings: the default config (Hadamard both ways) and Kashin.
 COMPRESSION = {"hadamard": [], "kashin": ["--set", 'codec.down.transform="kashin"',
                                          "--set", 'codec.up.transform="kashin"']}
@@ -171,6 +173,25 @@ def bench_deploy(build, reps):
                                  "grpc_round_s": float(m.group(2)),
                                  "down_mb_s": float(t.group(1)), "up_mb_s": float(t.group(2)),
                                  "tcp_mb_s": float(tcp.group(1))})
+    return out
+
+
+IDLE_CLIENTS = 1000
+
+
+def bench_idle(build, reps):
+    """Server threads and peak RSS while 1,000 clients' long polls wait (10 s)."""
+    out = []
+    for _ in range(reps):
+        text = run([f"{build}/bench_deploy", "--idle-clients", str(IDLE_CLIENTS), "--wait-s", "10"])
+        t = re.search(r"(\d+) threads before the clients came, peak (\d+) .*?peak RSS ([\d.]+) MiB",
+                      text)
+        w = re.search(r"(\d+) answered WAIT after their [\d.]+ s wait \(between ([\d.]+) and "
+                      r"([\d.]+) s", text)
+        out.append({"clients": IDLE_CLIENTS, "threads_before": int(t.group(1)),
+                    "threads_peak": int(t.group(2)), "peak_rss_mib": float(t.group(3)),
+                    "answered_wait": int(w.group(1)), "first_s": float(w.group(2)),
+                    "last_s": float(w.group(3))})
     return out
 
 
@@ -319,6 +340,24 @@ def render(r):
                      f"{spread([x['up_mb_s'] for x in rows], '{:.0f}')} MB/s | "
                      f"{spread([x['tcp_mb_s'] for x in rows], '{:.0f}')} MB/s |")
         L.append("")
+    if "idle" in r:
+        rows = r["idle"]
+        n = rows[0]["clients"]
+        L += [f"### {n:,} waiting clients (`bench_deploy --idle-clients {n} --wait-s 10`)", "",
+              when("idle") + f" {n:,} clients, each on its own connection, hold a long poll "
+              "open on a server that has no task for them; the server process's threads and "
+              "peak RSS (the clients run in a child process). Issue 12 asks that they cost no "
+              "thread each: built at 663ef65 (synchronous Poll), the server held one thread per "
+              "waiting poll (1,011 threads at 1,000 clients, peak RSS 328 MiB; one run of the "
+              "same command).", "",
+              "| server threads before | peak while the polls wait | peak RSS | polls answered "
+              "WAIT | answered between (s after the first poll) |", "|---|---|---|---|---|",
+              f"| {spread([x['threads_before'] for x in rows], '{:.0f}')} | "
+              f"{spread([x['threads_peak'] for x in rows], '{:.0f}')} | "
+              f"{spread([x['peak_rss_mib'] for x in rows], '{:.0f}')} MiB | "
+              f"{min(x['answered_wait'] for x in rows):,} of {n:,} (fewest in a run) | "
+              f"{spread([x['first_s'] for x in rows], '{:.2f}')} to "
+              f"{spread([x['last_s'] for x in rows], '{:.2f}')} |", ""]
     if "memory" in r:
         mem = r["memory"]  # state in MB (10^6 bytes), peak RSS in MiB (the kernel's KiB / 1024)
         n = next(iter(mem.values())).get("clients", 100) if mem and isinstance(
@@ -381,7 +420,7 @@ def main():
     r.setdefault("meta", {})
     fns = {"models": bench_models, "overhead": bench_overhead, "codec": bench_codec,
            "compression": bench_compression, "rss": bench_rss, "deploy": bench_deploy,
-           "memory": bench_memory, "mpi": bench_mpi}
+           "idle": bench_idle, "memory": bench_memory, "mpi": bench_mpi}
     for name in ALL:
         if name in only:
             print(f"bench.py: {name} ...", flush=True)

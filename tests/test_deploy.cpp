@@ -358,6 +358,13 @@ TEST(Deploy, FourClientsMatchTheSimulation) {
   }
   EXPECT_GT(rows.back().at("accuracy"), 0.5);
   expect_same_as_simulation(dir, config, procs);
+  // FedAvg clients have no private state: nothing was written for them (an fsync per client
+  // per round once serialised clients that share a disk).
+  std::error_code ec;  // a state folder that was never made is fine too
+  for (int64_t c = 0; c < 4; ++c)
+    for (const auto& e : fs::recursive_directory_iterator(
+             dir / ("state_" + std::to_string(c)), fs::directory_options::none, ec))
+      EXPECT_EQ(e.path().filename().string().rfind("round_", 0), std::string::npos) << e.path();
 }
 
 // True once something accepts connections on 127.0.0.1:port (within timeout_s).
@@ -616,6 +623,86 @@ TEST(Deploy, AServerWaitingPastItsDeadlineSleeps) {
     // most of its time in futex calls that return at once); asleep, 0.01.
     EXPECT_LT(used, 0.15) << "the waiting server used " << used << " CPU seconds in 2 s\n"
                          << procs.logs();
+  }
+}
+
+// Threads of this process now, from /proc/self/status; -1 if unreadable.
+int64_t thread_count() {
+  std::istringstream in(slurp("/proc/self/status"));
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("Threads:", 0) == 0) return std::atoll(line.c_str() + 8);
+  return -1;
+}
+
+// Long polls wait as parked calls, not as blocked threads (issue 12: 1,000 connected clients
+// may not cost a thread each; bench_deploy --idle-clients measures 1,000). 100 clients, each on
+// its own connection, hold a poll open on a server that has no task for them (constructed, not
+// run): the process's thread count barely moves (it grew by one thread per poll before). A
+// second poll of one client answers its first at once (one parked poll per client); a poll
+// whose client gives up first ends with the client's deadline; the rest end WAIT.
+TEST(Deploy, WaitingPollsHoldNoThreadEach) {
+  auto dir = test_dir();
+  std::string text = config_text(dir, 100, 1);
+  text.replace(text.find("synthetic_samples = 320"), 23, "synthetic_samples = 3200");
+  text.replace(text.find("poll_s = 1\n"), 11, "poll_s = 5\n");
+  ServeOptions so;
+  so.listen = "127.0.0.1:0";
+  FederationServer server(Config::from_string(text), so);
+  grpc::CompletionQueue cq;
+  struct Call {
+    std::unique_ptr<wire::Federation::Stub> stub;
+    grpc::ClientContext ctx;
+    wire::TaskHeader rep;
+    grpc::Status status;
+    std::unique_ptr<grpc::ClientAsyncResponseReader<wire::TaskHeader>> rpc;
+  };
+  std::vector<std::unique_ptr<Call>> calls;
+  std::vector<std::shared_ptr<grpc::Channel>> channels;  // one per client, reused by its polls
+  auto poll = [&](int64_t c, double client_deadline_s) {
+    auto call = std::make_unique<Call>();
+    if (static_cast<size_t>(c) >= channels.size()) {
+      grpc::ChannelArguments args;
+      args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a connection of its own
+      channels.push_back(grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(server.port()),
+                                                   grpc::InsecureChannelCredentials(), args));
+    }
+    call->stub = wire::Federation::NewStub(channels.at(static_cast<size_t>(c)));
+    call->ctx.AddMetadata(kClientIdHeader, std::to_string(c));
+    call->ctx.AddMetadata(kTokenHeader, derive_token(kSecret, c));
+    call->ctx.set_wait_for_ready(true);
+    call->ctx.set_deadline(std::chrono::system_clock::now() +
+                           std::chrono::milliseconds(static_cast<int64_t>(1000 * client_deadline_s)));
+    wire::PollRequest req;
+    req.set_wait_s(5);
+    call->rpc = call->stub->AsyncPoll(&call->ctx, req, &cq);
+    call->rpc->Finish(&call->rep, &call->status, reinterpret_cast<void*>(calls.size()));
+    calls.push_back(std::move(call));
+  };
+  const int64_t before = thread_count();
+  ASSERT_GT(before, 0);
+  for (int64_t c = 0; c < 100; ++c) poll(c, 60);
+  std::this_thread::sleep_for(std::chrono::seconds(2));  // the polls reach the server and park
+  const int64_t during = thread_count();
+  EXPECT_LT(during - before, 30) << before << " threads before 100 waiting polls, " << during
+                                 << " while they wait";
+  poll(0, 60);   // calls[100]: client 0 again
+  poll(1, 1);    // calls[101]: client 1 again, giving up after 1 s (on an open connection)
+  std::vector<size_t> order;
+  for (size_t i = 0; i < calls.size(); ++i) {
+    void* tag = nullptr;
+    bool ok = false;
+    ASSERT_TRUE(cq.Next(&tag, &ok));
+    order.push_back(reinterpret_cast<size_t>(tag));
+  }
+  // Clients 0 and 1's first polls are answered by their second ones, before any wait ends.
+  ASSERT_EQ(order.size(), 102u);
+  EXPECT_EQ(std::set<size_t>(order.begin(), order.begin() + 2), (std::set<size_t>{0, 1}));
+  EXPECT_EQ(calls[101]->status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED)
+      << calls[101]->status.error_message();
+  for (size_t i = 0; i <= 100; ++i) {
+    EXPECT_TRUE(calls[i]->status.ok()) << i << ": " << calls[i]->status.error_message();
+    EXPECT_EQ(calls[i]->rep.kind(), wire::TaskHeader::WAIT) << i;
   }
 }
 

@@ -44,12 +44,14 @@ void fsync_dir(const std::string& path) {
 
 }  // namespace
 
-void write_file_atomic(const std::string& path, const std::string& bytes, const std::string& hint) {
+void write_file_atomic(const std::string& path, const std::string& bytes, const std::string& hint,
+                       Durability durability) {
+  const bool sync = durability == Durability::kPowerLoss;
   const std::string tmp = path + ".tmp";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) fail("create", tmp, errno, hint);
   int err = write_all(fd, bytes);
-  if (!err && ::fsync(fd) != 0 && errno != EINVAL && errno != EROFS) err = errno;
+  if (!err && sync && ::fsync(fd) != 0 && errno != EINVAL && errno != EROFS) err = errno;
   if (::close(fd) != 0 && !err) err = errno;
   if (err) {
     std::remove(tmp.c_str());
@@ -60,7 +62,7 @@ void write_file_atomic(const std::string& path, const std::string& bytes, const 
     std::remove(tmp.c_str());
     fail("rename to", path, err, hint);
   }
-  fsync_dir(path);
+  if (sync) fsync_dir(path);
 }
 
 void append_file(const std::string& path, const std::string& text, const std::string& hint) {

@@ -9,10 +9,17 @@
 
 namespace fedpp {
 
-// Writes `bytes` to "<path>.tmp", flushes and fsyncs it, renames it to `path` and fsyncs the
-// folder. On failure the temp file is removed and `path` keeps its old content.
+// Whether a write must survive a power loss (fsync of the file and its folder, ~2 ms on this
+// machine's disk) or only a crash of the process (the page cache keeps it): scratch files that
+// a restart never reads, e.g. the simulation's spilled client state, need no fsync.
+enum class Durability { kPowerLoss, kProcessCrash };
+
+// Writes `bytes` to "<path>.tmp", renames it to `path` and, for kPowerLoss, fsyncs the file
+// before and the folder after the rename. On failure the temp file is removed and `path` keeps
+// its old content.
 void write_file_atomic(const std::string& path, const std::string& bytes,
-                       const std::string& hint = "");
+                       const std::string& hint = "",
+                       Durability durability = Durability::kPowerLoss);
 
 // Reads a user-named input file (a fleet profile, an assignment, a trace) whole. Anything that
 // is not a regular file (a FIFO, a device) or is larger than `max_bytes` is one error naming

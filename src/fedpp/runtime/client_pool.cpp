@@ -37,7 +37,8 @@ ClientPool::ClientPool(const Config& cfg, const RunOptions& opt, const Algorithm
   if (state == "disk") {
     FEDPP_CHECK(!state_dir.empty() || !opt.output_dir.empty(),
                 "runtime.state = \"disk\" needs runtime.state_dir or output.dir");
-    states_ = make_disk_store(state_dir.empty() ? opt.output_dir + "/client_state" : state_dir);
+    states_ = make_disk_store(state_dir.empty() ? opt.output_dir + "/client_state" : state_dir,
+                              Durability::kProcessCrash);  // scratch: a resume reads checkpoints
   } else {
     states_ = make_memory_store(setup.num_clients);
   }

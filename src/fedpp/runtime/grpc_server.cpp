@@ -13,6 +13,7 @@
 #include <mutex>
 #include <random>
 #include <set>
+#include <thread>
 
 #include "fedpp/core/error.hpp"
 #include "fedpp/core/files.hpp"
@@ -74,8 +75,34 @@ Clock::duration dur(double s) {
 
 }  // namespace
 
-struct FederationServer::Impl final : public wire::Federation::Service {
+// Poll is served with gRPC's callback API (the other calls are synchronous): a long poll that
+// waits is a parked reactor, not a blocked thread, so that 1,000 connected clients waiting for
+// their task cost no thread each (bench_deploy --idle-clients). Join, FetchTask and SendReply
+// hold a thread only while they work or move bytes.
+using PollService = wire::Federation::WithCallbackMethod_Poll<wire::Federation::Service>;
+
+struct FederationServer::Impl final : public PollService {
   enum class Phase { kIdle, kFit, kEval, kDone };
+
+  // A parked long poll. Answered (Finish) exactly once, by whoever takes it out of `polls`,
+  // and always outside `mu` (Finish may run gRPC callbacks inline). gRPC deletes it via OnDone.
+  struct PollReactor final : public grpc::ServerUnaryReactor {
+    Impl* s;
+    int64_t client;
+    wire::TaskHeader* rep;
+    Clock::time_point until;
+    PollReactor(Impl* server, int64_t c, wire::TaskHeader* reply, Clock::time_point t)
+        : s(server), client(c), rep(reply), until(t) {}
+    void OnCancel() override {  // the client went away or its deadline passed
+      bool mine;
+      {
+        std::lock_guard<std::mutex> l(s->mu);
+        mine = s->unpark(this);
+      }
+      if (mine) Finish(Status(StatusCode::CANCELLED, "poll cancelled"));
+    }
+    void OnDone() override { delete this; }
+  };
 
   Config cfg;
   ServeOptions sopt;
@@ -106,6 +133,13 @@ struct FederationServer::Impl final : public wire::Federation::Service {
   std::set<int64_t> streaming;   // clients with a reply stream open (one each at a time)
   uint64_t inflight_bytes = 0;   // sum of the announced sizes of the open reply streams
   int decoding = 0;              // replies being decoded outside the lock (close_phase waits)
+  // Parked long polls: at most one per client (a newer poll answers the older one WAIT), and
+  // their deadlines in order for the timer thread that answers them WAIT when their wait ends.
+  std::map<int64_t, PollReactor*> polls;
+  std::set<std::pair<Clock::time_point, int64_t>> poll_expiry;
+  std::condition_variable timer_cv;
+  bool timer_stop = false;
+  std::thread timer;
 
   int64_t num_clients() const { return static_cast<int64_t>(tokens.size()); }
   bool has_task(int64_t c) const { return tasks.count(c) && !answered.count(c); }
@@ -119,7 +153,7 @@ struct FederationServer::Impl final : public wire::Federation::Service {
 
   // ---- handlers -------------------------------------------------------------------------
 
-  Status authenticate(grpc::ServerContext* ctx, int64_t* client) {
+  Status authenticate(grpc::ServerContextBase* ctx, int64_t* client) {
     const auto& md = ctx->client_metadata();
     auto id = md.find(kClientIdHeader), tok = md.find(kTokenHeader);
     if (id == md.end() || tok == md.end())
@@ -160,19 +194,17 @@ struct FederationServer::Impl final : public wire::Federation::Service {
     return Status::OK;
   }
 
-  Status Poll(grpc::ServerContext* ctx, const wire::PollRequest* req,
-              wire::TaskHeader* rep) override {
-    int64_t c = 0;
-    if (auto s = authenticate(ctx, &c); !s.ok()) return s;
-    const double wait = std::clamp(req->wait_s(), 0.0, dep.poll_s);
-    std::unique_lock<std::mutex> l(mu);
-    cv.wait_until(l, Clock::now() + dur(wait), [&] {
-      return stopping || phase == Phase::kDone || has_task(c) || ctx->IsCancelled();
-    });
+  // ---- long polls (callback API) ----------------------------------------------------------
+
+  // Whether a poll of client c is answered now rather than parked. Under mu.
+  bool poll_ready(int64_t c) const { return stopping || phase == Phase::kDone || has_task(c); }
+
+  // Fills a poll's answer from the state now: DONE, the task header, or WAIT. Under mu.
+  void fill(int64_t c, wire::TaskHeader* rep) {
     if (phase == Phase::kDone) {
       rep->set_kind(wire::TaskHeader::DONE);
       told_done.insert(c);
-      cv.notify_all();
+      cv.notify_all();  // finish() waits for the clients to hear it
     } else if (has_task(c) && phase != Phase::kIdle) {
       rep->set_kind(kind());
       rep->set_round(round);
@@ -180,9 +212,94 @@ struct FederationServer::Impl final : public wire::Federation::Service {
     } else {
       rep->set_kind(wire::TaskHeader::WAIT);
     }
-    return Status::OK;
   }
 
+  // Takes a parked poll out of the waiting structures; false if it was not parked (already
+  // answered). Under mu.
+  bool unpark(PollReactor* r) {
+    auto it = polls.find(r->client);
+    if (it == polls.end() || it->second != r) return false;
+    polls.erase(it);
+    poll_expiry.erase({r->until, r->client});
+    return true;
+  }
+
+  // Unparks and fills every parked poll that is ready now (all of them with `all`). Under mu;
+  // the caller answers the returned ones with answer() after releasing mu.
+  std::vector<PollReactor*> take_ready(bool all = false) {
+    std::vector<PollReactor*> ready;
+    for (const auto& [c, r] : polls)
+      if (all || poll_ready(c)) ready.push_back(r);
+    for (auto* r : ready) {
+      unpark(r);
+      fill(r->client, r->rep);
+    }
+    return ready;
+  }
+  static void answer(const std::vector<PollReactor*>& ready) {
+    for (auto* r : ready) r->Finish(Status::OK);
+  }
+
+  grpc::ServerUnaryReactor* Poll(grpc::CallbackServerContext* ctx, const wire::PollRequest* req,
+                                 wire::TaskHeader* rep) override {
+    int64_t c = 0;
+    if (auto st = authenticate(ctx, &c); !st.ok()) {
+      auto* r = ctx->DefaultReactor();
+      r->Finish(st);
+      return r;
+    }
+    const double wait = std::clamp(req->wait_s(), 0.0, dep.poll_s);
+    auto* r = new PollReactor(this, c, rep, Clock::now() + dur(wait));
+    PollReactor* replaced = nullptr;
+    bool parked = false;
+    {
+      std::lock_guard<std::mutex> l(mu);
+      if (!poll_ready(c) && wait > 0) {
+        if (auto it = polls.find(c); it != polls.end()) {  // one parked poll per client
+          replaced = it->second;
+          unpark(replaced);
+          fill(c, replaced->rep);
+        }
+        polls[c] = r;
+        poll_expiry.insert({r->until, c});
+        timer_cv.notify_one();
+        parked = true;  // answered later by take_ready, the timer or OnCancel
+      } else {
+        fill(c, rep);
+      }
+    }
+    if (replaced) replaced->Finish(Status::OK);
+    if (!parked) r->Finish(Status::OK);
+    // Another thread may answer a parked reactor before it is returned: gRPC then completes
+    // it once it is bound, and calls OnDone (which deletes it) only after that.
+    return r;
+  }
+
+  // The timer thread: answers every parked poll whose wait has ended (WAIT, or whatever the
+  // state says by then). Runs until timer_stop.
+  void poll_timer() {
+    std::unique_lock<std::mutex> l(mu);
+    while (!timer_stop) {
+      std::vector<PollReactor*> due;
+      const auto now = Clock::now();
+      while (!poll_expiry.empty() && poll_expiry.begin()->first <= now) {
+        auto* r = polls.at(poll_expiry.begin()->second);
+        unpark(r);
+        fill(r->client, r->rep);
+        due.push_back(r);
+      }
+      if (!due.empty()) {
+        l.unlock();
+        answer(due);
+        l.lock();
+        continue;
+      }
+      if (poll_expiry.empty())
+        timer_cv.wait(l);
+      else
+        timer_cv.wait_until(l, poll_expiry.begin()->first);
+    }
+  }
   Status FetchTask(grpc::ServerContext* ctx, const wire::FetchRequest* req,
                    grpc::ServerWriter<wire::Chunk>* out) override {
     int64_t c = 0;
@@ -345,15 +462,20 @@ struct FederationServer::Impl final : public wire::Federation::Service {
   // ---- the driver -----------------------------------------------------------------------
 
   void publish(Phase p, int64_t r, std::vector<Task> ts) {
-    std::lock_guard<std::mutex> l(mu);
-    phase = p;
-    round = r;
-    tasks.clear();
-    for (auto& t : ts) tasks[t.client] = std::make_shared<const std::string>(std::move(t.bytes));
-    answered.clear();
-    accepted = 0;
-    transport_rejected = 0;
-    cv.notify_all();
+    std::vector<PollReactor*> ready;
+    {
+      std::lock_guard<std::mutex> l(mu);
+      phase = p;
+      round = r;
+      tasks.clear();
+      for (auto& t : ts) tasks[t.client] = std::make_shared<const std::string>(std::move(t.bytes));
+      answered.clear();
+      accepted = 0;
+      transport_rejected = 0;
+      cv.notify_all();
+      ready = take_ready();
+    }
+    answer(ready);  // the parked polls of the clients that have a task now
   }
 
   void close_phase() {
@@ -455,6 +577,10 @@ struct FederationServer::Impl final : public wire::Federation::Service {
     std::unique_lock<std::mutex> l(mu);
     phase = Phase::kDone;
     cv.notify_all();
+    auto ready = take_ready();  // every parked poll hears DONE
+    l.unlock();
+    answer(ready);
+    l.lock();
     // Let every client seen lately hear "done" (bounded: a vanished client never will).
     const auto until = Clock::now() + dur(std::min(30.0, dep.poll_s + 5));
     const auto recent = dur(2 * dep.poll_s + 5);
@@ -465,6 +591,25 @@ struct FederationServer::Impl final : public wire::Federation::Service {
     });
     stopping = true;
     cv.notify_all();
+    ready = take_ready(true);
+    l.unlock();
+    answer(ready);
+  }
+
+  // Answers every parked poll, stops the timer thread and waits for it. Before the server
+  // shuts down: a parked reactor would hold its shutdown up to the deadline.
+  void stop_polls() {
+    std::vector<PollReactor*> ready;
+    {
+      std::lock_guard<std::mutex> l(mu);
+      stopping = true;
+      timer_stop = true;
+      cv.notify_all();
+      timer_cv.notify_all();
+      ready = take_ready(true);
+    }
+    answer(ready);
+    if (timer.joinable()) timer.join();
   }
 };
 
@@ -547,15 +692,12 @@ FederationServer::FederationServer(Config cfg, const ServeOptions& sopt)
                s.opt.algorithm, s.fingerprint, d.listen, s.port,
                d.tls_cert.empty() ? "" : d.tls_client_ca.empty() ? ", TLS" : ", mutual TLS",
                s.ckpt_dir);
+  s.timer = std::thread([&s] { s.poll_timer(); });
 }
 
 FederationServer::~FederationServer() {
+  impl_->stop_polls();
   if (impl_->server) {
-    {
-      std::lock_guard<std::mutex> l(impl_->mu);
-      impl_->stopping = true;
-      impl_->cv.notify_all();
-    }
     impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   }
 }
@@ -566,6 +708,7 @@ std::vector<Row> FederationServer::run() {
   Impl& s = *impl_;
   for (int64_t r = s.start_round; r <= s.opt.rounds; ++r) s.run_round(r);
   s.finish();
+  s.stop_polls();
   s.server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   return s.rows;
 }

@@ -16,6 +16,12 @@
 // counts the asked clients cut off). Replies arriving after their round closed
 // are ignored. After every round the server checkpoints (checkpoint.hpp).
 //
+// Threads: Poll runs on gRPC's callback API, so a waiting long poll is a parked call, not a
+// blocked thread (one parked poll per client; a newer one answers the older WAIT); one timer
+// thread answers polls whose wait has ended. Join, FetchTask and SendReply are synchronous and
+// hold a thread only while they move bytes or decode. 1,000 waiting clients: bench_deploy
+// --idle-clients (bench/README.md).
+//
 // Security: TLS with deploy.tls_cert / deploy.tls_key (mutual TLS when deploy.tls_client_ca is
 // set) and a token per client, from deploy.tokens_file (lines "client_id token") or derived
 // from deploy.token_secret (derive_token). A call without a valid (client id, token) pair gets

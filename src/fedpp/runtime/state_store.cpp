@@ -44,7 +44,8 @@ class MemoryStore : public StateStore {
 
 class DiskStore : public StateStore {
  public:
-  explicit DiskStore(std::string dir) : dir_(std::move(dir)) {
+  DiskStore(std::string dir, Durability durability)
+      : dir_(std::move(dir)), durability_(durability) {
     std::filesystem::create_directories(dir_);
   }
   std::string path(int64_t c) const { return dir_ + "/client_" + std::to_string(c) + ".state"; }
@@ -65,7 +66,7 @@ class DiskStore : public StateStore {
     m.metrics = std::move(s.scalars);
     static const Pipeline lossless;
     std::string bytes = encode_message(m, lossless, 0);
-    write_file_atomic(path(c), bytes, "check runtime.state_dir and free disk space");
+    write_file_atomic(path(c), bytes, "check runtime.state_dir and free disk space", durability_);
   }
   int64_t bytes() const override {
     int64_t b = 0;
@@ -76,6 +77,7 @@ class DiskStore : public StateStore {
 
  private:
   std::string dir_;
+  Durability durability_;
 };
 
 }  // namespace
@@ -83,8 +85,8 @@ class DiskStore : public StateStore {
 std::unique_ptr<StateStore> make_memory_store(int64_t n) {
   return std::make_unique<MemoryStore>(n);
 }
-std::unique_ptr<StateStore> make_disk_store(const std::string& dir) {
-  return std::make_unique<DiskStore>(dir);
+std::unique_ptr<StateStore> make_disk_store(const std::string& dir, Durability durability) {
+  return std::make_unique<DiskStore>(dir, durability);
 }
 
 }  // namespace fedpp
