@@ -108,7 +108,7 @@ class MpiClientHost final : public ClientHost {
   explicit MpiClientHost(int world) : world_(world) {}
 
   std::vector<std::string> fit(int64_t round, std::vector<Task> tasks) override {
-    return exchange(kFit, round, tasks);
+    return exchange(kFit, round, tasks, "", &tasks);  // owned: each task freed once sent
   }
   std::vector<std::string> evaluate(int64_t round, const std::vector<Task>& tasks) override {
     return exchange(kEval, round, tasks);
@@ -128,8 +128,13 @@ class MpiClientHost final : public ClientHost {
   }
 
  private:
+  // Sends each rank its tasks, then gathers the answers. `release`, when given, is `tasks`
+  // itself, owned by the caller's by-value copy: each task's bytes are freed once sent
+  // (MPI_Send has returned), so that rank 0 does not hold every encoded task while the answers
+  // arrive (its peak is the larger of the two, not their sum).
   std::vector<std::string> exchange(Kind kind, int64_t round, const std::vector<Task>& tasks,
-                                    const std::string& dir = "") {
+                                    const std::string& dir = "",
+                                    std::vector<Task>* release = nullptr) {
     std::map<int, std::vector<size_t>> by_rank;
     for (int r = 1; r < world_; ++r) by_rank[r];
     for (size_t i = 0; i < tasks.size(); ++i)
@@ -141,6 +146,7 @@ class MpiClientHost final : public ClientHost {
       for (size_t i : idx) {
         send_int(tasks[i].client, r);
         send_bytes(tasks[i].bytes, r);
+        if (release) std::string().swap((*release)[i].bytes);
       }
     }
     // Answers in the order the ranks finish, so that no finished rank waits (spinning in its
