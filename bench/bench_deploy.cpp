@@ -194,14 +194,27 @@ int idle_clients(int port, int64_t n, double wait_s) {
 // --idle-clients: the server in this process, the n clients in a child (forked before any
 // gRPC or torch thread exists, so that the child is a clean process).
 int bench_idle(int64_t n, double wait_s) {
+  // One socket per client on each side: raise the open-file limit to its hard limit.
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &lim);
+  }
   int to_child[2];
   if (pipe(to_child) != 0) return 2;
   const pid_t child = fork();
+  if (child < 0) {
+    std::perror("fork");
+    return 2;
+  }
   if (child == 0) {
     close(to_child[1]);
-    int port = 0;
-    if (read(to_child[0], &port, sizeof port) != sizeof port) _exit(2);
-    const int rc = idle_clients(port, n, wait_s);
+    int port = 0, rc = 2;
+    try {
+      if (read(to_child[0], &port, sizeof port) == sizeof port) rc = idle_clients(port, n, wait_s);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "client process: %s\n", e.what());
+    }
     std::fflush(stdout);
     _exit(rc);
   }

@@ -288,8 +288,9 @@ struct FederationClient::Impl {
         spdlog::warn("client {}: round {}: local training failed; the server is told so", c, r);
       // A client without private state (FedAvg, FedProx, ...) writes nothing: an fsync per
       // round (~2 ms on a VM's disk) is no cost to one device but serialises 50 clients that
-      // share a disk (bench_deploy). Once a version exists, every round writes its own.
-      if (!state.empty() || from > 0) {
+      // share a disk (bench_deploy). Once any version exists (of any round: a redone round may
+      // have left one), every fit writes its own, so that no stale version is read later.
+      if (!state.empty() || newest(std::numeric_limits<int64_t>::max(), true) > 0) {
         make_disk_store(round_dir(r).string())->save(c, std::move(state));
         // Keep the version this fit started from (a resumed server may ask for round r again)
         // and the new one; drop older ones.

@@ -114,7 +114,6 @@ struct FederationServer::Impl final : public PollService {
   std::string run_id, fingerprint, ckpt_dir;
   std::vector<Row> rows;
   int64_t start_round = 1;
-  std::unique_ptr<grpc::Server> server;
   int port = 0;
 
   // Shared with the handlers, under mu.
@@ -140,6 +139,11 @@ struct FederationServer::Impl final : public PollService {
   std::condition_variable timer_cv;
   bool timer_stop = false;
   std::thread timer;
+  // Last, so that it is destroyed first: its destructor waits for the calls in flight, whose
+  // handlers use the members above.
+  std::unique_ptr<grpc::Server> server;
+
+  ~Impl() { stop_polls(); }  // also when the constructor threw after starting the timer
 
   int64_t num_clients() const { return static_cast<int64_t>(tokens.size()); }
   bool has_task(int64_t c) const { return tasks.count(c) && !answered.count(c); }
@@ -197,7 +201,11 @@ struct FederationServer::Impl final : public PollService {
   // ---- long polls (callback API) ----------------------------------------------------------
 
   // Whether a poll of client c is answered now rather than parked. Under mu.
-  bool poll_ready(int64_t c) const { return stopping || phase == Phase::kDone || has_task(c); }
+  // A task counts only while its phase is open: between a phase's close and the next publish
+  // (replies still decoding) a poll parks instead of being told WAIT at once and polling again.
+  bool poll_ready(int64_t c) const {
+    return stopping || phase == Phase::kDone || (has_task(c) && phase != Phase::kIdle);
+  }
 
   // Fills a poll's answer from the state now: DONE, the task header, or WAIT. Under mu.
   void fill(int64_t c, wire::TaskHeader* rep) {
@@ -679,6 +687,7 @@ FederationServer::FederationServer(Config cfg, const ServeOptions& sopt)
 
   const auto& d = s.dep;
   auto creds = server_credentials(d.tls_cert, d.tls_key, d.tls_client_ca);
+  s.timer = std::thread([&s] { s.poll_timer(); });  // waits for parked polls (~Impl joins it)
   grpc::ServerBuilder builder;
   builder.AddListeningPort(d.listen, creds, &s.port);
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
@@ -692,7 +701,6 @@ FederationServer::FederationServer(Config cfg, const ServeOptions& sopt)
                s.opt.algorithm, s.fingerprint, d.listen, s.port,
                d.tls_cert.empty() ? "" : d.tls_client_ca.empty() ? ", TLS" : ", mutual TLS",
                s.ckpt_dir);
-  s.timer = std::thread([&s] { s.poll_timer(); });
 }
 
 FederationServer::~FederationServer() {
