@@ -3,9 +3,11 @@
 //      (default 50), once in simulation and once through gRPC on loopback (server and N
 //      clients in this process, each client with its own channel); reports the mean wall time
 //      per round of both and the difference, the cost of the deployment runtime per round;
-//   2. transfer rate: one client, one round of a ~100 MB mlp model; reports the MB/s of the
+//   2. transfer rate: one client, 3 rounds of a ~100 MB mlp model; reports the MB/s of the
 //      task download and of the reply upload through gRPC (deploy.chunk_bytes, 1 MiB by
-//      default; --chunk-kib), against a plain TCP copy of the same bytes over loopback;
+//      default; --chunk-kib), the first transfer and the median of the later ones (the client
+//      reuses its receive buffer, so only the first writes into fresh memory), against a plain
+//      TCP copy of the same bytes over loopback into fresh and into touched memory;
 //   3. (--idle-clients N, alone) N lightweight clients, each on its own connection, hold a long
 //      poll open on a server that has no task for them (a child process issues the N polls
 //      from one completion queue); reports the server process's peak thread count and peak
@@ -21,12 +23,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <thread>
 
 #include "fedpp/runtime/threads.hpp"
@@ -90,8 +94,10 @@ std::pair<std::vector<Row>, std::vector<ClientStats>> deploy(const std::string& 
   return {rows, stats};
 }
 
-// Bytes per second of a plain TCP copy of `bytes` over loopback (1 MiB writes).
-double tcp_rate(size_t bytes) {
+// Bytes per second of a plain TCP copy of `bytes` over loopback (1 MiB writes), into a
+// destination whose pages are touched before the clock starts (`touched`) or first touched by
+// the copy itself, as a receiver that allocates for each message does.
+double tcp_rate(size_t bytes, bool touched) {
   int ls = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
@@ -114,11 +120,12 @@ double tcp_rate(size_t bytes) {
     close(s);
   });
   int r = accept(ls, nullptr, nullptr);
-  std::string dst(bytes, '\0');
+  std::unique_ptr<char[]> dst(new char[bytes]);  // not touched: no page is mapped yet
+  if (touched) std::memset(dst.get(), 0, bytes);
   const auto t0 = Clock::now();
   size_t got = 0;
   while (got < bytes) {
-    ssize_t n = read(r, dst.data() + got, bytes - got);
+    ssize_t n = read(r, dst.get() + got, bytes - got);
     if (n <= 0) break;
     got += static_cast<size_t>(n);
   }
@@ -296,16 +303,32 @@ int main(int argc, char** argv) {
     // mlp: in*200 + 200 + 200*200 + 200 + 200*4 + 4 floats; pick the input side for `mb` MB.
     const double in = (mb * 1e6 / 4 - 41004) / 200;
     const auto side = static_cast<int64_t>(std::ceil(std::sqrt(in)));
-    const auto text = config_text(1, 1, side, 4, (tmp / "transfer").string());
+    const auto text = config_text(1, 3, side, 4, (tmp / "transfer").string());
     auto [rows, stats] = deploy(text, 1);
     const auto& st = stats.at(0);
-    const double tcp = tcp_rate(static_cast<size_t>(st.bytes_down));
-    std::printf("transfer of a %.1f MB model over loopback, %lld KiB chunks:\n"
-                "  gRPC download (FetchTask) %.0f MB/s (%.3f s), upload (SendReply, incl. server"
-                " decode) %.0f MB/s (%.3f s)\n  plain TCP copy %.0f MB/s (%.3f s)\n",
-                st.bytes_down / 1e6, static_cast<long long>(g_chunk_bytes / 1024),
-                st.bytes_down / 1e6 / st.fetch_s, st.fetch_s,
-                st.bytes_up / 1e6 / st.send_s, st.send_s, tcp / 1e6, st.bytes_down / tcp);
+    // The model's transfers (fit and evaluation tasks down, fit replies up; not the small
+    // evaluation replies): the first, and the median of the rest.
+    auto rates = [](const std::vector<ClientStats::Transfer>& all) {
+      int64_t big = 0;
+      for (const auto& t : all) big = std::max(big, t.bytes);
+      std::vector<double> r;
+      for (const auto& t : all)
+        if (t.bytes * 2 >= big) r.push_back(static_cast<double>(t.bytes) / t.s / 1e6);
+      const double first = r.empty() ? 0 : r.front();
+      if (r.size() > 1) r.erase(r.begin());
+      std::sort(r.begin(), r.end());
+      return std::pair<double, double>(first, r.empty() ? 0 : r[r.size() / 2]);
+    };
+    const auto [down1, down] = rates(st.fetches);
+    const auto [up1, up] = rates(st.sends);
+    const auto model = static_cast<size_t>(st.fetches.at(0).bytes);
+    const double fresh = tcp_rate(model, false), touched = tcp_rate(model, true);
+    std::printf("transfer of a %.1f MB model over loopback, %lld KiB chunks, 3 rounds:\n"
+                "  gRPC download (FetchTask) first %.0f MB/s, later %.0f MB/s (median of %zu)\n"
+                "  gRPC upload (SendReply, incl. server decode) first %.0f MB/s, later %.0f MB/s\n"
+                "  plain TCP copy into fresh memory %.0f MB/s, into touched memory %.0f MB/s\n",
+                static_cast<double>(model) / 1e6, static_cast<long long>(g_chunk_bytes / 1024),
+                down1, down, st.fetches.size() - 1, up1, up, fresh / 1e6, touched / 1e6);
   }
   std::filesystem::remove_all(tmp);
   return 0;

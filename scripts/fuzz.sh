@@ -3,7 +3,8 @@
 #   fuzz_message  decode_message (every codec; with and without reference tensors)
 #   fuzz_config   the TOML config reader and its typed getters
 #   fuzz_loaders  the data loaders (IDX plain/gzip, CIFAR-10/100 binary, PNG folders)
-#   fuzz_chunks   the chunk assembler of the gRPC task and reply streams
+#   fuzz_chunks   the chunk assembler of the gRPC task and reply streams, and the hand-written
+#                 chunk reader (differentially against protobuf)
 # Usage: scripts/fuzz.sh [SECONDS per target] (default 30). Exit status non-zero when a fuzzer
 # found a crash; the input that crashed is left in build-fuzz/crash-*. Prints each target's
 # number of executions (libFuzzer's stat::number_of_executed_units). Inputs that once crashed a

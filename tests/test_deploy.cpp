@@ -236,12 +236,14 @@ std::vector<std::string> join_args(const fs::path& config, int port, int64_t cli
 // ---- raw gRPC, as a misbehaving client would call ------------------------------------------
 
 struct RawClient {
+  std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<wire::Federation::Stub> stub;
   int64_t id;
   std::string token;
   RawClient(int port, int64_t id, std::string token) : id(id), token(std::move(token)) {
-    stub = wire::Federation::NewStub(grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
-                                                         grpc::InsecureChannelCredentials()));
+    channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                                  grpc::InsecureChannelCredentials());
+    stub = wire::Federation::NewStub(channel);
   }
   std::unique_ptr<grpc::ClientContext> ctx(bool with_auth = true) {
     auto c = std::make_unique<grpc::ClientContext>();
@@ -290,6 +292,20 @@ struct RawClient {
     ch.mutable_header()->set_total_size(declared < 0 ? bytes.size() : declared);
     ch.set_data(bytes);
     w->Write(ch);
+    w->WritesDone();
+    return w->Finish();
+  }
+  // Sends `bytes` as the one message of a SendReply stream, whatever they are.
+  grpc::Status send_bytes(const std::string& bytes) {
+    auto c = ctx();
+    const grpc::internal::RpcMethod method("/fedpp.wire.Federation/SendReply",
+                                           grpc::internal::RpcMethod::CLIENT_STREAMING);
+    wire::Ack ack;
+    std::unique_ptr<grpc::ClientWriter<grpc::ByteBuffer>> w(
+        grpc::internal::ClientWriterFactory<grpc::ByteBuffer>::Create(channel.get(), method,
+                                                                       c.get(), &ack));
+    grpc::Slice slice(bytes);
+    w->Write(grpc::ByteBuffer(&slice, 1));
     w->WritesDone();
     return w->Finish();
   }
@@ -894,7 +910,12 @@ TEST(Deploy, BadTokensAndBadRepliesAreRefusedAndTheServerKeepsRunning) {
   EXPECT_NE(ack.reason().find("carries 0 tensors where exactly"), std::string::npos)
       << ack.reason();
 
-  m = task_of(6);  // 6: the stream carries more bytes than its header says
+  m = task_of(6);  // 6: a chunk that is no ReplyChunk (a field of wire type 7; not counted as
+  // the client's reply), then a stream that carries more bytes than its header says
+  s = raw.send_bytes(std::string("\x0f\x01\x02", 3));
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_NE(s.error_message().find("malformed reply chunk"), std::string::npos)
+      << s.error_message();
   s = raw.send(6, std::string(5000, 'x'), &ack, 100);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
 
@@ -1039,4 +1060,91 @@ TEST(Chunks, ReassemblesAndRefusesWhatTheHeaderDoesNotAllow) {
   EXPECT_TRUE(liar.add("abc"));
   EXPECT_FALSE(liar.complete());
   EXPECT_LE(liar.take().capacity(), ChunkAssembler::kReserveStep);
+
+  // A reused buffer: its contents are dropped and its memory written into (no reallocation).
+  std::string old(1000, 'z');
+  const char* mem = old.data();
+  ChunkAssembler again(5, 100, std::move(old));
+  EXPECT_EQ(again.received(), 0u);
+  EXPECT_TRUE(again.add("hello"));
+  std::string got = again.take();
+  EXPECT_EQ(got, "hello");
+  EXPECT_EQ(got.data(), mem);
+  ChunkAssembler refused(101, 100, std::move(got));  // a refusal keeps no memory
+  EXPECT_EQ(refused.take().capacity(), std::string().capacity());
+}
+
+namespace {
+// `bytes` cut every `step` bytes, as gRPC's slices might cut a message.
+std::vector<std::string_view> cut(const std::string& bytes, size_t step) {
+  std::vector<std::string_view> out;
+  for (size_t at = 0; at < bytes.size(); at += step)
+    out.push_back(std::string_view(bytes).substr(at, step));
+  return out;
+}
+}  // namespace
+
+// The hand-written chunk wire form that lets FetchTask and SendReply move data without copying
+// it through protobuf: what it writes protobuf reads, and what protobuf writes it reads, however
+// the message is cut into slices; malformed chunks are refused with a reason.
+TEST(Chunks, HandWrittenWireFormMatchesProtobuf) {
+  const std::string data = "0123456789abcdefghijklmnopqrstuvwxyz" + std::string(300, 'x');
+  for (uint64_t total : {uint64_t{0}, uint64_t{1}, uint64_t{300}, uint64_t{1} << 40}) {
+    // Ours -> protobuf.
+    const std::string ours = chunk_prefix(data.size(), total) + data;
+    wire::Chunk c;
+    ASSERT_TRUE(c.ParseFromString(ours));
+    EXPECT_EQ(c.data(), data);
+    EXPECT_EQ(c.total_size(), total);
+    // Protobuf -> ours, cut at every step size (data before total_size, as protobuf orders).
+    const std::string theirs = c.SerializeAsString();
+    for (size_t step : {size_t{1}, size_t{2}, size_t{7}, size_t{1000}}) {
+      uint64_t t = 99;
+      Pieces d;
+      ASSERT_EQ(read_chunk(cut(theirs, step), &t, &d), "");
+      EXPECT_EQ(t, total);
+      EXPECT_EQ(d.join(), data);
+      EXPECT_EQ(d.size, data.size());
+    }
+  }
+  // ReplyChunk, both ways; two header occurrences merge as protobuf merges them.
+  wire::ReplyHeader h;
+  h.set_round(7);
+  h.set_kind(wire::TaskHeader::FIT);
+  h.set_total_size(123456789);
+  const std::string ours = reply_chunk_prefix(data.size(), h.SerializeAsString()) + data;
+  wire::ReplyChunk r;
+  ASSERT_TRUE(r.ParseFromString(ours));
+  EXPECT_EQ(r.data(), data);
+  EXPECT_EQ(r.header().round(), 7);
+  EXPECT_EQ(r.header().total_size(), 123456789u);
+  wire::ReplyHeader more;
+  more.set_round(8);
+  const std::string twice = r.SerializeAsString() + reply_chunk_prefix(0, more.SerializeAsString());
+  ASSERT_TRUE(r.ParseFromString(twice));
+  bool has = false;
+  Pieces hp, d;
+  ASSERT_EQ(read_reply_chunk(cut(twice, 3), &has, &hp, &d), "");
+  EXPECT_TRUE(has);
+  wire::ReplyHeader merged;
+  ASSERT_TRUE(merged.ParseFromString(hp.join()));
+  EXPECT_EQ(merged.SerializeAsString(), r.header().SerializeAsString());
+  EXPECT_EQ(merged.round(), 8);
+  EXPECT_EQ(merged.total_size(), 123456789u);
+  EXPECT_EQ(d.join(), "");  // the last data occurrence (empty) wins
+  ASSERT_EQ(read_reply_chunk(cut(reply_chunk_prefix(3, "") + "abc", 2), &has, &hp, &d), "");
+  EXPECT_FALSE(has);
+  EXPECT_EQ(d.join(), "abc");
+
+  // Malformed: a length past the end, a truncated varint, a group, tag 0.
+  uint64_t t = 0;
+  EXPECT_NE(read_chunk(cut(chunk_prefix(10, 5) + "abc", 4), &t, &d).find("more than the chunk"),
+            std::string::npos);
+  EXPECT_NE(read_chunk({std::string_view("\x10\x80", 2)}, &t, &d), "");
+  EXPECT_NE(read_chunk({std::string_view("\x0b\x0c", 2)}, &t, &d).find("wire type 3"),
+            std::string::npos);
+  EXPECT_NE(read_chunk({std::string_view("\x00\x00", 2)}, &t, &d).find("invalid tag"),
+            std::string::npos);
+  // An overlong (6-byte) tag, which protobuf refuses too (fuzz/regressions/fuzz_chunks).
+  EXPECT_NE(read_chunk({std::string_view("\x88\x80\x80\x80\x80\x00\x05", 7)}, &t, &d), "");
 }

@@ -17,6 +17,7 @@
 #include "fedpp/core/files.hpp"
 #include "fedpp/runtime/chunks.hpp"
 #include "fedpp/runtime/grpc_auth.hpp"
+#include "fedpp/runtime/grpc_bytes.hpp"
 #include "fedpp/runtime/client_pool.hpp"
 #include "fedpp/fl/wire.hpp"
 #include "fedpp/proto/fedpp.grpc.pb.h"
@@ -51,6 +52,9 @@ struct FederationClient::Impl {
   std::unique_ptr<ClientRunner> runner;
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<wire::Federation::Stub> stub;
+  // FetchTask and SendReply called with raw buffers (fetch(), send()); registered on `channel`
+  // once.
+  std::optional<grpc::internal::RpcMethod> fetch_method, send_method;
   std::string run_id;
   bool tls_hint_given = false;
   ClientStats stats;
@@ -210,66 +214,94 @@ struct FederationClient::Impl {
     }
   }
 
-  // Downloads the announced task into *out; a non-OK status when it failed.
+  // Downloads the announced task into *out, reusing *out's memory (the caller keeps one buffer
+  // across rounds); a non-OK status when it failed.
   Status fetch(const wire::TaskHeader& h, std::string* out) {
     const auto t0 = Clock::now();
     wire::FetchRequest req;
     req.set_round(h.round());
     req.set_kind(h.kind());
     auto ctx = context(transfer_timeout_s(h.message_size()));
-    auto reader = stub->FetchTask(ctx.get(), req);
-    wire::Chunk ch;
+    // Raw buffers: each chunk's data is read where gRPC received it and copied once, into the
+    // assembler (the server writes the same Chunk messages without protobuf; grpc_bytes.hpp).
+    std::unique_ptr<grpc::ClientReader<grpc::ByteBuffer>> reader(
+        grpc::internal::ClientReaderFactory<grpc::ByteBuffer>::Create(channel.get(), *fetch_method,
+                                                                       ctx.get(), req));
+    grpc::ByteBuffer buf;
+    std::vector<grpc::Slice> keep;
+    std::vector<std::string_view> views;
+    Pieces piece;
     std::optional<ChunkAssembler> assembler;
-    out->clear();
-    while (reader->Read(&ch)) {
+    auto give_up = [&](StatusCode code, const std::string& why) {
+      ctx->TryCancel();
+      reader->Finish();
+      return Status(code, why);
+    };
+    while (reader->Read(&buf)) {
+      uint64_t total = 0;
+      if (!buffer_views(buf, &keep, &views))
+        return give_up(StatusCode::DATA_LOSS, "a task chunk could not be read");
+      if (auto why = read_chunk(views, &total, &piece); !why.empty())
+        return give_up(StatusCode::DATA_LOSS, "the server sent a malformed task chunk: " + why);
       if (!assembler) {
-        assembler.emplace(ch.total_size(), static_cast<uint64_t>(dep.max_message_bytes));
+        assembler.emplace(total, static_cast<uint64_t>(dep.max_message_bytes), std::move(*out));
         if (assembler->state() == ChunkAssembler::State::kTooLarge) {
-          ctx->TryCancel();
-          reader->Finish();
-          throw Error("the server sent a task of " + std::to_string(ch.total_size()) +
+          give_up(StatusCode::CANCELLED, "");
+          throw Error("the server sent a task of " + std::to_string(total) +
                       " bytes, more than deploy.max_message_bytes = " +
                       std::to_string(dep.max_message_bytes) + ": raise it on both ends");
         }
       }
-      if (!assembler->add(ch.data())) {
-        ctx->TryCancel();
-        reader->Finish();
-        return Status(StatusCode::DATA_LOSS, "the server sent more bytes than it announced");
-      }
+      for (auto p : piece.parts)
+        if (!assembler->add(p))
+          return give_up(StatusCode::DATA_LOSS, "the server sent more bytes than it announced");
     }
     Status s = reader->Finish();
     if (s.ok() && !(assembler && assembler->complete()))
       return Status(StatusCode::DATA_LOSS, "task stream ended early");
-    if (assembler) *out = assembler->take();
-    stats.fetch_s += secs_since(t0);
+    if (assembler)
+      *out = assembler->take();
+    else
+      out->clear();
+    const double took = secs_since(t0);
+    stats.fetch_s += took;
     stats.bytes_down += static_cast<int64_t>(out->size());
+    if (s.ok()) stats.fetches.push_back({static_cast<int64_t>(out->size()), took});
     return s;
   }
 
-  Status send(const wire::TaskHeader& h, const std::string& bytes, wire::Ack* ack) {
+  // Uploads a reply as raw buffers: each chunk is a hand-encoded prefix and a reference into
+  // *bytes (grpc_bytes.hpp), so the reply is not copied into protobuf strings and again into
+  // gRPC's buffers; the first chunk carries the header.
+  Status send(const wire::TaskHeader& h, const std::shared_ptr<const std::string>& bytes,
+              wire::Ack* ack) {
     const auto t0 = Clock::now();
-    auto ctx = context(transfer_timeout_s(bytes.size()));
-    auto writer = stub->SendReply(ctx.get(), ack);
-    wire::ReplyChunk ch;
-    auto* hdr = ch.mutable_header();
-    hdr->set_round(h.round());
-    hdr->set_kind(h.kind());
-    hdr->set_total_size(bytes.size());
-    const size_t chunk = static_cast<size_t>(dep.chunk_bytes);
+    auto ctx = context(transfer_timeout_s(bytes->size()));
+    std::unique_ptr<grpc::ClientWriter<grpc::ByteBuffer>> writer(
+        grpc::internal::ClientWriterFactory<grpc::ByteBuffer>::Create(channel.get(), *send_method,
+                                                                       ctx.get(), ack));
+    wire::ReplyHeader hdr;
+    hdr.set_round(h.round());
+    hdr.set_kind(h.kind());
+    hdr.set_total_size(bytes->size());
+    const std::string header = hdr.SerializeAsString();
+    const size_t chunk = static_cast<size_t>(dep.chunk_bytes), total = bytes->size();
+    const grpc::Slice whole = share_slice(bytes);
     size_t off = 0;
     do {
-      const size_t n = std::min(chunk, bytes.size() - off);
-      ch.set_data(bytes.data() + off, n);
-      if (!writer->Write(ch)) break;  // the server ended the call: Finish() says why
-      ch.clear_header();
+      const size_t n = std::min(chunk, total - off);
+      const grpc::ByteBuffer b = prefixed_buffer(reply_chunk_prefix(n, off == 0 ? header : ""),
+                                                 n > 0 ? whole.sub(off, off + n) : grpc::Slice());
+      if (!writer->Write(b)) break;  // the server ended the call: Finish() says why
       off += n;
-    } while (off < bytes.size());
+    } while (off < total);
     writer->WritesDone();
     Status s = writer->Finish();
     if (s.ok()) {
-      stats.send_s += secs_since(t0);
-      stats.bytes_up += static_cast<int64_t>(bytes.size());
+      const double took = secs_since(t0);
+      stats.send_s += took;
+      stats.bytes_up += static_cast<int64_t>(total);
+      stats.sends.push_back({static_cast<int64_t>(total), took});
     }
     return s;
   }
@@ -326,7 +358,8 @@ struct FederationClient::Impl {
     return runner->evaluate(r, c, task, mine, &state);
   }
 
-  void deliver(const wire::TaskHeader& h, const std::string& reply) {
+  void deliver(const wire::TaskHeader& h, std::string reply_bytes) {
+    const auto reply = std::make_shared<const std::string>(std::move(reply_bytes));
     while (true) {
       wire::Ack ack;
       Status s = send(h, reply, &ack);
@@ -351,6 +384,7 @@ struct FederationClient::Impl {
   ClientStats run() {
     set_worker_threads(static_cast<int>(threads));
     join();
+    std::string task;  // one buffer for every download: its pages are touched once, not per task
     while (true) {
       if (reconnected) join();
       wire::PollRequest req;
@@ -379,7 +413,6 @@ struct FederationClient::Impl {
         return stats;
       }
       if (h.kind() == wire::TaskHeader::WAIT) continue;
-      std::string task;
       s = fetch(h, &task);
       if (!s.ok()) {
         if (s.error_code() != StatusCode::FAILED_PRECONDITION) failed(s, "FetchTask");
@@ -440,6 +473,10 @@ FederationClient::FederationClient(Config cfg, JoinOptions jo,
   auto creds = client_credentials(jo.tls_ca, jo.tls_cert, jo.tls_key, jo.client_id);
   s.channel = grpc::CreateCustomChannel(jo.server, creds, args);
   s.stub = wire::Federation::NewStub(s.channel);
+  s.fetch_method.emplace("/fedpp.wire.Federation/FetchTask",
+                         grpc::internal::RpcMethod::SERVER_STREAMING, s.channel);
+  s.send_method.emplace("/fedpp.wire.Federation/SendReply",
+                        grpc::internal::RpcMethod::CLIENT_STREAMING, s.channel);
   s.jo = std::move(jo);
 }
 

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "fedpp/core/config.hpp"
 #include "fedpp/data/dataset.hpp"
@@ -35,11 +36,16 @@ struct JoinOptions {
 };
 
 // What one client did: tasks run and bytes moved (message bytes, as the wire carries them), and
-// the seconds spent downloading tasks and uploading replies.
+// the seconds spent downloading tasks and uploading replies, in all and per transfer (in order).
 struct ClientStats {
+  struct Transfer {
+    int64_t bytes = 0;
+    double s = 0;
+  };
   int64_t fits = 0, evals = 0;
   int64_t bytes_down = 0, bytes_up = 0;
   double fetch_s = 0, send_s = 0;
+  std::vector<Transfer> fetches, sends;  // the successful ones
 };
 
 class FederationClient {

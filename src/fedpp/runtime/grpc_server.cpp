@@ -23,6 +23,7 @@
 #include "fedpp/runtime/chunks.hpp"
 #include "fedpp/runtime/client_pool.hpp"
 #include "fedpp/runtime/grpc_auth.hpp"
+#include "fedpp/runtime/grpc_bytes.hpp"
 #include "fedpp/runtime/server_loop.hpp"
 #include "fedpp/runtime/run_identity.hpp"
 #include "fedpp/runtime/simulation.hpp"
@@ -143,6 +144,21 @@ struct FederationServer::Impl final : public PollService {
   // handlers use the members above.
   std::unique_ptr<grpc::Server> server;
 
+  Impl() {
+    MarkMethodStreamed(2, new grpc::internal::SplitServerStreamingHandler<wire::FetchRequest,
+                                                                          grpc::ByteBuffer>(
+                              [this](grpc::ServerContext* ctx, FetchStream* out) {
+                                return fetch_task(ctx, out);
+                              }));
+    // A client-streaming handler marked "streamed" (gRPC then treats the method as
+    // bidirectional, which for a synchronous handler only means that no request is read
+    // before it runs, as for client streaming).
+    MarkMethodStreamed(3, new grpc::internal::ClientStreamingHandler<Impl, grpc::ByteBuffer,
+                                                                     wire::Ack>(
+                              [](Impl* self, grpc::ServerContext* ctx, ReplyStream* in,
+                                 wire::Ack* ack) { return self->send_reply(ctx, in, ack); },
+                              this));
+  }
   ~Impl() { stop_polls(); }  // also when the constructor threw after starting the timer
 
   int64_t num_clients() const { return static_cast<int64_t>(tokens.size()); }
@@ -308,40 +324,65 @@ struct FederationServer::Impl final : public PollService {
         timer_cv.wait_until(l, poll_expiry.begin()->first);
     }
   }
-  Status FetchTask(grpc::ServerContext* ctx, const wire::FetchRequest* req,
-                   grpc::ServerWriter<wire::Chunk>* out) override {
+  // FetchTask writes raw buffers (the handler is installed in Impl()): each chunk is a prefix
+  // of a few bytes and a reference into the task (grpc_bytes.hpp), so the task's bytes are not
+  // copied into protobuf strings and again into gRPC's buffers on their way to the socket.
+  using FetchStream = grpc::ServerSplitStreamer<wire::FetchRequest, grpc::ByteBuffer>;
+  Status fetch_task(grpc::ServerContext* ctx, FetchStream* out) {
     int64_t c = 0;
     if (auto s = authenticate(ctx, &c); !s.ok()) return s;
+    wire::FetchRequest req;
+    if (!out->Read(&req)) return Status(StatusCode::INVALID_ARGUMENT, "FetchTask without a request");
     std::shared_ptr<const std::string> bytes;
     {
       std::lock_guard<std::mutex> l(mu);
-      if (!open_for(c, req->round(), req->kind()))
+      if (!open_for(c, req.round(), req.kind()))
         return Status(StatusCode::FAILED_PRECONDITION,
-                      "the task of round " + std::to_string(req->round()) +
+                      "the task of round " + std::to_string(req.round()) +
                           " is no longer open for this client");
       bytes = tasks.at(c);
     }
-    const size_t chunk = static_cast<size_t>(dep.chunk_bytes);
+    const size_t chunk = static_cast<size_t>(dep.chunk_bytes), total = bytes->size();
+    const grpc::Slice whole = share_slice(std::move(bytes));
     size_t off = 0;
     do {
-      wire::Chunk ch;
-      const size_t n = std::min(chunk, bytes->size() - off);
-      ch.set_data(bytes->data() + off, n);
-      if (off == 0) ch.set_total_size(bytes->size());
-      if (!out->Write(ch)) return Status(StatusCode::CANCELLED, "client went away");
+      const size_t n = std::min(chunk, total - off);
+      const grpc::ByteBuffer b =
+          prefixed_buffer(chunk_prefix(n, off == 0 ? total : 0), whole.sub(off, off + n));
+      if (!out->Write(b)) return Status(StatusCode::CANCELLED, "client went away");
       off += n;
-    } while (off < bytes->size());
+    } while (off < total);
     return Status::OK;
   }
 
-  Status SendReply(grpc::ServerContext* ctx, grpc::ServerReader<wire::ReplyChunk>* in,
-                   wire::Ack* ack) override {
+  // SendReply reads raw buffers (the handler is installed in Impl()): each chunk's data is
+  // read where gRPC received it and copied once, into the assembler.
+  using ReplyStream = grpc::ServerReader<grpc::ByteBuffer>;
+  Status send_reply(grpc::ServerContext* ctx, ReplyStream* in, wire::Ack* ack) {
     int64_t c = 0;
     if (auto s = authenticate(ctx, &c); !s.ok()) return s;
-    wire::ReplyChunk ch;
-    if (!in->Read(&ch) || !ch.has_header())
-      return Status(StatusCode::INVALID_ARGUMENT, "a reply starts with a chunk with a header");
-    const wire::ReplyHeader h = ch.header();
+    grpc::ByteBuffer buf;
+    std::vector<grpc::Slice> keep;
+    std::vector<std::string_view> views;
+    Pieces header, data;
+    bool has_header = false;
+    // The next chunk of the stream into `data` (its header, if any, into `header`): false at
+    // the stream's end, a non-OK status for a malformed chunk.
+    auto next = [&](Status* bad) {
+      if (!in->Read(&buf)) return false;
+      std::string why = buffer_views(buf, &keep, &views)
+                            ? read_reply_chunk(views, &has_header, &header, &data)
+                            : "it could not be read";
+      if (!why.empty())
+        *bad = Status(StatusCode::INVALID_ARGUMENT, "malformed reply chunk: " + why);
+      return why.empty();
+    };
+    Status bad;
+    wire::ReplyHeader h;
+    if (!next(&bad) || !has_header || !h.ParseFromString(header.join()))
+      return bad.ok() ? Status(StatusCode::INVALID_ARGUMENT,
+                               "a reply starts with a chunk with a header")
+                      : bad;
     const uint64_t total = h.total_size();
     auto reject = [&](const std::string& why) {
       ack->set_accepted(false);
@@ -391,8 +432,14 @@ struct FederationServer::Impl final : public PollService {
       }
     } slot{this, c, total};
     ChunkAssembler assembler(total, static_cast<uint64_t>(dep.max_message_bytes));
-    bool spoiled = !assembler.add(ch.data());
-    while (!spoiled && in->Read(&ch)) spoiled = !assembler.add(ch.data());
+    auto add = [&] {
+      for (auto p : data.parts)
+        if (!assembler.add(p)) return false;
+      return true;
+    };
+    bool spoiled = !add();
+    while (!spoiled && next(&bad)) spoiled = !add();
+    if (!bad.ok()) return bad;  // a client that sends garbage may send again
     if (spoiled) {  // a protocol violation: counts as this client's (bad) reply
       std::lock_guard<std::mutex> l(mu);
       if (open_for(c, h.round(), h.kind())) {
