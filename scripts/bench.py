@@ -429,6 +429,11 @@ def main():
     mem = int(next(l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal")))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                             capture_output=True, text=True).stdout.strip()
+    # Measured code that is not the commit's says so (the two files results land in aside).
+    changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                             capture_output=True, text=True).stdout.splitlines()
+    if any(l[3:] not in ("bench/results.json", "bench/README.md") for l in changed):
+        commit += "+uncommitted changes"
     r = json.load(open(RESULTS)) if os.path.exists(RESULTS) else {}  # sections not rerun stay
     r["machine"] = {"cpu": cpu, "cores": os.cpu_count(), "mem_gib": round(mem / 2**20)}
     r.setdefault("meta", {})
