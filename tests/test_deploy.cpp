@@ -1112,7 +1112,8 @@ TEST(Chunks, HandWrittenWireFormMatchesProtobuf) {
   h.set_round(7);
   h.set_kind(wire::TaskHeader::FIT);
   h.set_total_size(123456789);
-  const std::string ours = reply_chunk_prefix(data.size(), h.SerializeAsString()) + data;
+  const std::string hs = h.SerializeAsString();
+  const std::string ours = reply_chunk_prefix(data.size(), &hs) + data;
   wire::ReplyChunk r;
   ASSERT_TRUE(r.ParseFromString(ours));
   EXPECT_EQ(r.data(), data);
@@ -1120,7 +1121,8 @@ TEST(Chunks, HandWrittenWireFormMatchesProtobuf) {
   EXPECT_EQ(r.header().total_size(), 123456789u);
   wire::ReplyHeader more;
   more.set_round(8);
-  const std::string twice = r.SerializeAsString() + reply_chunk_prefix(0, more.SerializeAsString());
+  const std::string ms = more.SerializeAsString();
+  const std::string twice = r.SerializeAsString() + reply_chunk_prefix(0, &ms);
   ASSERT_TRUE(r.ParseFromString(twice));
   bool has = false;
   Pieces hp, d;
@@ -1132,9 +1134,19 @@ TEST(Chunks, HandWrittenWireFormMatchesProtobuf) {
   EXPECT_EQ(merged.round(), 8);
   EXPECT_EQ(merged.total_size(), 123456789u);
   EXPECT_EQ(d.join(), "");  // the last data occurrence (empty) wins
-  ASSERT_EQ(read_reply_chunk(cut(reply_chunk_prefix(3, "") + "abc", 2), &has, &hp, &d), "");
+  ASSERT_EQ(read_reply_chunk(cut(reply_chunk_prefix(3, nullptr) + "abc", 2), &has, &hp, &d), "");
   EXPECT_FALSE(has);
   EXPECT_EQ(d.join(), "abc");
+  const std::string none;  // an empty header is still a header, as protobuf writes it
+  ASSERT_TRUE(r.ParseFromString(reply_chunk_prefix(3, &none) + "abc"));
+  EXPECT_TRUE(r.has_header());
+  ASSERT_EQ(read_reply_chunk({reply_chunk_prefix(3, &none) + "abc"}, &has, &hp, &d), "");
+  EXPECT_TRUE(has);
+  // Many tiny header occurrences: refused past kMaxReplyHeaderBytes, without a view each.
+  std::string tiny;
+  for (int i = 0; i < 2000; ++i) tiny += std::string("\x0a\x01\x08", 3);  // 1-byte occurrences
+  EXPECT_NE(read_reply_chunk({tiny}, &has, &hp, &d).find("header is over"), std::string::npos);
+  EXPECT_LE(hp.parts.size(), kMaxReplyHeaderBytes + 1);
 
   // Malformed: a length past the end, a truncated varint, a group, tag 0.
   uint64_t t = 0;

@@ -121,7 +121,8 @@ std::string walk(const std::vector<std::string_view>& message,
   while (!r.at_end()) {
     uint64_t tag = 0;
     if (!r.varint(&tag, 5)) return "a field's tag is cut off or longer than 5 bytes";
-    if (tag > 0xffffffffu || (tag >> 3) == 0) return "a field has an invalid tag " + std::to_string(tag);
+    tag &= 0xffffffffu;  // as protobuf reads a tag: 32 bits
+    if ((tag >> 3) == 0) return "a field has an invalid tag " + std::to_string(tag);
     const auto field = static_cast<uint32_t>(tag >> 3);
     const int type = static_cast<int>(tag & 7);
     uint64_t v = 0;
@@ -164,12 +165,12 @@ std::string chunk_prefix(uint64_t n, uint64_t total_size) {
   return out;
 }
 
-std::string reply_chunk_prefix(uint64_t n, std::string_view header) {
+std::string reply_chunk_prefix(uint64_t n, const std::string* header) {
   std::string out;
-  if (!header.empty()) {
+  if (header) {
     out.push_back(static_cast<char>(1 << 3 | kBytes));
-    put_varint(&out, header.size());
-    out.append(header);
+    put_varint(&out, header->size());
+    out.append(*header);
   }
   out.push_back(static_cast<char>(2 << 3 | kBytes));
   put_varint(&out, n);
@@ -194,17 +195,21 @@ std::string read_reply_chunk(const std::vector<std::string_view>& message, bool*
   *has_header = false;
   header->clear();
   data->clear();
-  return walk(
+  std::string why = walk(
       message, [](uint32_t, uint64_t) {},
       [&](uint32_t f) -> Pieces* {
         if (f == 1) {  // an embedded message's occurrences merge
           *has_header = true;
-          return header;
+          // Past the bound, stop keeping views (the walk goes on; the size is checked below).
+          return header->size > kMaxReplyHeaderBytes ? nullptr : header;
         }
         if (f != 2) return nullptr;
         data->clear();
         return data;
       });
+  if (why.empty() && header->size > kMaxReplyHeaderBytes)
+    why = "its header is over " + std::to_string(kMaxReplyHeaderBytes) + " bytes";
+  return why;
 }
 
 }  // namespace fedpp

@@ -3,8 +3,9 @@
 // wire form of one chunk, written and read without protobuf (below).
 //
 // The assembler refuses an announced total over its cap before anything is kept, never holds
-// more than the announced total (a piece that would pass it is refused and the message is
-// spoiled), and reserves memory in bounded steps as bytes arrive, not for what was announced,
+// more than the announced total in bytes received (a piece that would pass it is refused and
+// the message is spoiled; a reused buffer may keep a larger earlier message's capacity), and
+// reserves memory in bounded steps as bytes arrive, not for what was announced,
 // so a sender that announces much and sends little costs little. Plain bytes; no torch, no
 // gRPC. Not thread-safe: one assembler per stream.
 #pragma once
@@ -51,11 +52,15 @@ class ChunkAssembler {
 // (ReplyHeader header = 1; bytes data = 2), encoded and read by hand so that a chunk's data can
 // travel as a reference into the whole message: the gRPC runtime sends a short prefix and a view
 // of the message's bytes, and reads the data straight out of gRPC's receive buffers, instead of
-// copying each chunk into a protobuf string and that again into gRPC's buffers. Byte-compatible
-// with protobuf both ways: fields in any order, a repeated singular field's last occurrence wins,
-// an embedded message's occurrences merge, unknown fields are skipped (tests/test_deploy.cpp and
-// fuzz/fuzz_chunks.cpp check against protobuf). Group fields (wire types 3, 4; deprecated, never
-// written by fedpp) are refused.
+// copying each chunk into a protobuf string and that again into gRPC's buffers. Parse-compatible
+// with protobuf both ways (what one writes the other reads to the same fields; the bytes differ:
+// total_size is written before data): fields in any order, a repeated singular field's last
+// occurrence wins, an embedded message's occurrences merge, unknown fields are skipped, tags and
+// varints as protobuf bounds them (tests/test_deploy.cpp and fuzz/fuzz_chunks.cpp check against
+// protobuf). Refused, where protobuf would accept: group fields (wire types 3, 4; deprecated,
+// never written by fedpp) and a ReplyChunk whose header occurrences exceed kMaxReplyHeaderBytes
+// (a real header is under 40 bytes; the bound keeps a hostile chunk of many tiny occurrences
+// from costing more than its size).
 
 // Bytes held in pieces (views into a received message's buffers, in order); owns nothing.
 struct Pieces {
@@ -69,15 +74,17 @@ struct Pieces {
 // The bytes that precede `n` bytes of data in a serialized Chunk: total_size when nonzero, then
 // data's tag and length. Prefix + data is a valid serialized Chunk.
 std::string chunk_prefix(uint64_t n, uint64_t total_size);
-// The same for a ReplyChunk: the serialized ReplyHeader `header` when not empty, then data's tag
-// and length.
-std::string reply_chunk_prefix(uint64_t n, std::string_view header);
+// The same for a ReplyChunk: the serialized ReplyHeader `*header` when given (even if empty, as
+// protobuf writes a set message field), then data's tag and length.
+std::string reply_chunk_prefix(uint64_t n, const std::string* header);
 
 // Read one serialized Chunk held in `message` (pieces in order): *total_size (0 when absent) and
 // *data as views into `message`. Return "" when well formed, else what is malformed (the
 // outputs are then unspecified).
 std::string read_chunk(const std::vector<std::string_view>& message, uint64_t* total_size,
                        Pieces* data);
+constexpr uint64_t kMaxReplyHeaderBytes = 1024;
+
 // Read one serialized ReplyChunk: *has_header whether field 1 occurs, *header every occurrence
 // of it in order (their concatenation parses as the merged ReplyHeader), *data field 2's last.
 std::string read_reply_chunk(const std::vector<std::string_view>& message, bool* has_header,

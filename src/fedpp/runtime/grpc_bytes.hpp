@@ -1,7 +1,8 @@
 // gRPC byte buffers for the task and reply streams without protobuf copies (grpc_server.cpp,
 // grpc_client.cpp): a message's bytes are shared into gRPC as one reference-counted slice, each
-// chunk travels as a short hand-encoded prefix (chunks.hpp) plus a sub-slice of it, and a
-// received chunk is read as views of gRPC's own slices. The bytes then cross user space once on
+// chunk travels as a short hand-encoded prefix (chunks.hpp) plus a sub-slice of it (gRPC copies
+// a sub-slice of 23 bytes or less inline instead), and a received chunk is read as views of
+// gRPC's own slices. The bytes then cross user space once on
 // each side: gRPC's write to the socket, and the receiver's copy into its ChunkAssembler.
 //
 // Threading: the functions are pure; a shared Slice may be used from any thread (gRPC counts

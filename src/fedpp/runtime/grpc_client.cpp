@@ -232,9 +232,14 @@ struct FederationClient::Impl {
     std::vector<std::string_view> views;
     Pieces piece;
     std::optional<ChunkAssembler> assembler;
+    auto keep_buffer = [&] {  // the receive buffer stays this client's, emptied
+      if (assembler) *out = assembler->take();
+      out->clear();
+    };
     auto give_up = [&](StatusCode code, const std::string& why) {
       ctx->TryCancel();
       reader->Finish();
+      keep_buffer();
       return Status(code, why);
     };
     while (reader->Read(&buf)) {
@@ -257,16 +262,15 @@ struct FederationClient::Impl {
           return give_up(StatusCode::DATA_LOSS, "the server sent more bytes than it announced");
     }
     Status s = reader->Finish();
-    if (s.ok() && !(assembler && assembler->complete()))
-      return Status(StatusCode::DATA_LOSS, "task stream ended early");
-    if (assembler)
-      *out = assembler->take();
-    else
-      out->clear();
     const double took = secs_since(t0);
     stats.fetch_s += took;
-    stats.bytes_down += static_cast<int64_t>(out->size());
-    if (s.ok()) stats.fetches.push_back({static_cast<int64_t>(out->size()), took});
+    stats.bytes_down += assembler ? static_cast<int64_t>(assembler->received()) : 0;
+    if (!s.ok() || !(assembler && assembler->complete())) {
+      keep_buffer();
+      return s.ok() ? Status(StatusCode::DATA_LOSS, "task stream ended early") : s;
+    }
+    *out = assembler->take();
+    stats.fetches.push_back({static_cast<int64_t>(out->size()), took});
     return s;
   }
 
@@ -290,7 +294,7 @@ struct FederationClient::Impl {
     size_t off = 0;
     do {
       const size_t n = std::min(chunk, total - off);
-      const grpc::ByteBuffer b = prefixed_buffer(reply_chunk_prefix(n, off == 0 ? header : ""),
+      const grpc::ByteBuffer b = prefixed_buffer(reply_chunk_prefix(n, off == 0 ? &header : nullptr),
                                                  n > 0 ? whole.sub(off, off + n) : grpc::Slice());
       if (!writer->Write(b)) break;  // the server ended the call: Finish() says why
       off += n;
