@@ -294,8 +294,9 @@ struct FederationClient::Impl {
     size_t off = 0;
     do {
       const size_t n = std::min(chunk, total - off);
-      const grpc::ByteBuffer b = prefixed_buffer(reply_chunk_prefix(n, off == 0 ? &header : nullptr),
-                                                 n > 0 ? whole.sub(off, off + n) : grpc::Slice());
+      const std::string prefix = reply_chunk_prefix(n, off == 0 ? &header : nullptr);
+      const grpc::ByteBuffer b =
+          prefixed_buffer(prefix, n > 0 ? whole.sub(off, off + n) : grpc::Slice());
       if (!writer->Write(b)) break;  // the server ended the call: Finish() says why
       off += n;
     } while (off < total);

@@ -332,7 +332,8 @@ struct FederationServer::Impl final : public PollService {
     int64_t c = 0;
     if (auto s = authenticate(ctx, &c); !s.ok()) return s;
     wire::FetchRequest req;
-    if (!out->Read(&req)) return Status(StatusCode::INVALID_ARGUMENT, "FetchTask without a request");
+    if (!out->Read(&req))
+      return Status(StatusCode::INVALID_ARGUMENT, "FetchTask without a request");
     std::shared_ptr<const std::string> bytes;
     {
       std::lock_guard<std::mutex> l(mu);
