@@ -5,9 +5,10 @@
 //      per round of both and the difference, the cost of the deployment runtime per round;
 //   2. transfer rate: one client, 3 rounds of a ~100 MB mlp model; reports the MB/s of the
 //      task download and of the reply upload through gRPC (deploy.chunk_bytes, 1 MiB by
-//      default; --chunk-kib), the first transfer and the median of the later ones (the client
-//      reuses its receive buffer, so only the first writes into fresh memory), against a plain
-//      TCP copy of the same bytes over loopback into fresh and into touched memory;
+//      default; --chunk-kib), the first transfer and the median of the later ones (a
+//      connection's first transfer runs while HTTP/2's flow-control window is still small; the
+//      client reuses its receive buffer, so later downloads write into touched memory), against
+//      a plain TCP copy of the same bytes over loopback into fresh and into touched memory;
 //   3. (--idle-clients N, alone) N lightweight clients, each on its own connection, hold a long
 //      poll open on a server that has no task for them (a child process issues the N polls
 //      from one completion queue); reports the server process's peak thread count and peak
@@ -308,6 +309,10 @@ int main(int argc, char** argv) {
     const auto& st = stats.at(0);
     // The model's transfers (fit and evaluation tasks down, fit replies up; not the small
     // evaluation replies): the first, and the median of the rest.
+    struct Rates {
+      double first, later;
+      size_t n_later;
+    };
     auto rates = [](const std::vector<ClientStats::Transfer>& all) {
       int64_t big = 0;
       for (const auto& t : all) big = std::max(big, t.bytes);
@@ -317,10 +322,9 @@ int main(int argc, char** argv) {
       const double first = r.empty() ? 0 : r.front();
       if (r.size() > 1) r.erase(r.begin());
       std::sort(r.begin(), r.end());
-      return std::pair<double, double>(first, r.empty() ? 0 : r[r.size() / 2]);
+      return Rates{first, r.empty() ? 0 : r[r.size() / 2], r.size()};
     };
-    const auto [down1, down] = rates(st.fetches);
-    const auto [up1, up] = rates(st.sends);
+    const Rates down = rates(st.fetches), up = rates(st.sends);
     const auto model = static_cast<size_t>(st.fetches.at(0).bytes);
     const double fresh = tcp_rate(model, false), touched = tcp_rate(model, true);
     std::printf("transfer of a %.1f MB model over loopback, %lld KiB chunks, 3 rounds:\n"
@@ -328,7 +332,8 @@ int main(int argc, char** argv) {
                 "  gRPC upload (SendReply, incl. server decode) first %.0f MB/s, later %.0f MB/s\n"
                 "  plain TCP copy into fresh memory %.0f MB/s, into touched memory %.0f MB/s\n",
                 static_cast<double>(model) / 1e6, static_cast<long long>(g_chunk_bytes / 1024),
-                down1, down, st.fetches.size() - 1, up1, up, fresh / 1e6, touched / 1e6);
+                down.first, down.later, down.n_later, up.first, up.later, fresh / 1e6,
+                touched / 1e6);
   }
   std::filesystem::remove_all(tmp);
   return 0;
