@@ -491,6 +491,18 @@ TEST(Report, PlotsCompareRuns) {
   }
   EXPECT_THROW(plot_runs({base + "/missing"}, base + "/plots", "auto"), Error);
   EXPECT_THROW(plot_runs({base + "/run1"}, base + "/plots", "no_such_column"), Error);
+
+  // "auto" picks one column for every run: personalised accuracy only when all have it.
+  auto cfg = toy_config();
+  cfg.set("eval.personalized=\"true\"");
+  cfg.set("output.dir=\"" + base + "/personal\"");
+  Simulation(cfg, toy_data(2)).run();
+  plot_runs({base + "/personal", base + "/run1"}, base + "/mixed", "auto");
+  for (const char* f : {"/mixed/run0.dat", "/mixed/run1.dat"})
+    EXPECT_NE(slurp(base + f).find("mean(accuracy)"), std::string::npos) << f;
+  plot_runs({base + "/personal"}, base + "/alone", "auto");
+  EXPECT_NE(slurp(base + "/alone/run0.dat").find("mean(personal_accuracy_mean)"),
+            std::string::npos);
 }
 
 // ---- process settings (runtime/threads.hpp) -----------------------------------------------

@@ -212,6 +212,17 @@ std::vector<std::string> plot_runs(const std::vector<std::string>& run_dirs,
   std::ostringstream round_plot, bytes_plot, time_plot;
   std::string ylabel;
   bool timed = true;  // every run has a simulated clock (fleet.profile): plot against it too
+  // "auto": personalised accuracy when every run has it, else global accuracy for all of them
+  // (one column under one axis label, never a mix).
+  std::string auto_col = "personal_accuracy_mean";
+  if (metric == "auto")
+    for (const auto& dir : run_dirs) {
+      auto seeds = seed_folders(dir);
+      bool has = false;
+      for (const auto& r : read_rows(seeds.empty() ? dir : seeds.front()))
+        has = has || r.count("personal_accuracy_mean");
+      if (!has) auto_col = "accuracy";
+    }
   for (size_t i = 0; i < run_dirs.size(); ++i) {
     // A plain run folder is one curve; a sweep folder (seed*/ inside) is its mean with a band of
     // +- one standard deviation over the seeds, over the rounds every seed has.
@@ -219,12 +230,7 @@ std::vector<std::string> plot_runs(const std::vector<std::string>& run_dirs,
     std::vector<std::vector<Row>> runs;
     if (seeds.empty()) runs.push_back(read_rows(run_dirs[i]));
     for (const auto& s : seeds) runs.push_back(read_rows(s));
-    std::string col = metric;
-    if (col == "auto") {
-      col = "accuracy";
-      for (const auto& r : runs[0])
-        if (r.count("personal_accuracy_mean")) col = "personal_accuracy_mean";
-    }
+    const std::string col = metric == "auto" ? auto_col : metric;
     ylabel = axis_name(col);
     // round -> values, cumulative bytes and simulated seconds, over runs
     struct Point {
