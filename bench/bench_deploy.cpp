@@ -1,8 +1,11 @@
 // Deployment benchmarks (whole-run harness, not Google Benchmark):
 //   1. round overhead: the same tiny-model run (mlp on 1x4x4 synthetic data) with N clients
-//      (default 50), once in simulation and once through gRPC on loopback (server and N
-//      clients in this process, each client with its own channel); reports the mean wall time
-//      per round of both and the difference, the cost of the deployment runtime per round;
+//      (default 50) for R rounds (default 30), once in simulation and once through gRPC on
+//      loopback (the server in this process, the N clients in a child process, each with its
+//      own channel); reports the wall time per round of both and the difference, the cost of
+//      the deployment runtime per round: the mean of rounds 2-6 (connections, HTTP/2 windows
+//      and gRPC's thread pool still warming up) and the median of rounds 11-R (steady state);
+//      and the CPU time per round of the simulation, of the server and of the clients;
 //   2. transfer rate: one client, 3 rounds of a ~100 MB mlp model; reports the MB/s of the
 //      task download and of the reply upload through gRPC (deploy.chunk_bytes, 1 MiB by
 //      default; --chunk-kib), the first transfer and the median of the later ones (a
@@ -32,6 +35,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <stdexcept>
 #include <thread>
 
 #include "fedpp/runtime/threads.hpp"
@@ -65,10 +69,20 @@ std::string config_text(int64_t clients, int64_t rounds, int64_t side, int64_t s
          "\nlisten = \"127.0.0.1:0\"\nchunk_bytes = " + std::to_string(g_chunk_bytes) + "\n";
 }
 
-double mean_wall(const std::vector<Row>& rows) {  // skips round 1 (warm-up)
+// The mean wall time of rounds from..to (1-based, clipped to the rows there are).
+double mean_wall(const std::vector<Row>& rows, size_t from, size_t to) {
   double s = 0;
-  for (size_t i = 1; i < rows.size(); ++i) s += rows[i].at("wall_s");
-  return s / static_cast<double>(std::max<size_t>(1, rows.size() - 1));
+  size_t n = 0;
+  for (size_t i = from - 1; i < std::min(to, rows.size()); ++i, ++n) s += rows[i].at("wall_s");
+  return s / static_cast<double>(std::max<size_t>(1, n));
+}
+// The median wall time of the rounds from `from` on (1-based); 0 when there are none.
+double median_wall(const std::vector<Row>& rows, size_t from) {
+  std::vector<double> w;
+  for (size_t i = from - 1; i < rows.size(); ++i) w.push_back(rows[i].at("wall_s"));
+  if (w.empty()) return 0;
+  std::sort(w.begin(), w.end());
+  return w[w.size() / 2];
 }
 
 // Runs the config through gRPC on loopback: server and clients in this process.
@@ -93,6 +107,59 @@ std::pair<std::vector<Row>, std::vector<ClientStats>> deploy(const std::string& 
   auto rows = server.run();
   for (auto& t : threads) t.join();
   return {rows, stats};
+}
+
+// The clients of a round-overhead run in a child process, so that the server's CPU time and
+// the clients' can be told apart (both still share the machine's cores). Forked before this
+// process starts any thread; the child waits for the server's port, runs the clients, reports
+// how many of their tasks came inside a poll's answer, and exits.
+struct ClientProcess {
+  pid_t pid = -1;
+  int port_w = -1, counts_r = -1;
+};
+ClientProcess fork_clients(const std::string& text, int64_t clients) {
+  int to_child[2], to_parent[2];
+  if (pipe(to_child) != 0 || pipe(to_parent) != 0) throw std::runtime_error("pipe failed");
+  const pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid > 0) {
+    close(to_child[0]);
+    close(to_parent[1]);
+    return {pid, to_child[1], to_parent[0]};
+  }
+  close(to_child[1]);
+  close(to_parent[0]);
+  int rc = 2;
+  try {
+    int port = 0;
+    if (read(to_child[0], &port, sizeof port) == sizeof port) {
+      auto data = load_federated_data(Config::from_string(text));
+      std::vector<std::unique_ptr<FederationClient>> cs;
+      for (int64_t c = 0; c < clients; ++c) {
+        JoinOptions jo;
+        jo.server = "127.0.0.1:" + std::to_string(port);
+        jo.client_id = c;
+        jo.token = derive_token("bench", c);
+        jo.state_dir = (std::filesystem::temp_directory_path() / "fedpp_bench_state").string();
+        cs.push_back(std::make_unique<FederationClient>(Config::from_string(text), jo, data));
+      }
+      std::vector<ClientStats> stats(cs.size());
+      std::vector<std::thread> threads;
+      for (size_t i = 0; i < cs.size(); ++i)
+        threads.emplace_back([&, i] { stats[i] = cs[i]->run(); });
+      for (auto& t : threads) t.join();
+      int64_t counts[2] = {0, 0};  // tasks inside a poll's answer, tasks
+      for (const auto& st : stats) {
+        counts[0] += st.inline_tasks;
+        counts[1] += st.fits + st.evals;
+      }
+      if (write(to_parent[1], counts, sizeof counts) == sizeof counts) rc = 0;
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "client process: %s\n", e.what());
+  }
+  std::fflush(stdout);
+  _exit(rc);
 }
 
 // Bytes per second of a plain TCP copy of `bytes` over loopback (1 MiB writes), into a
@@ -135,6 +202,14 @@ double tcp_rate(size_t bytes, bool touched) {
   close(r);
   close(ls);
   return static_cast<double>(got) / s;
+}
+
+// CPU seconds (user + system) this process has used so far, all threads.
+double cpu_s() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto sec = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+  return sec(u.ru_utime) + sec(u.ru_stime);
 }
 
 // A field of /proc/self/status ("Threads", "VmHWM" in kB), or -1.
@@ -259,7 +334,7 @@ int bench_idle(int64_t n, double wait_s) {
 
 int main(int argc, char** argv) {
   fedpp::use_huge_pages(argv);  // may re-execute this program once (runtime/threads.hpp)
-  int64_t clients = 50, rounds = 6;
+  int64_t clients = 50, rounds = 30;
   double mb = 100;
   bool overhead = true, transfer = true;
   int64_t idle = 0;
@@ -290,15 +365,53 @@ int main(int argc, char** argv) {
     const auto text = config_text(clients, rounds, 4, clients * 16, (tmp / "overhead").string());
     auto sim_cfg = Config::from_string(text);
     sim_cfg.mark_used("deploy");
+    const ClientProcess child = fork_clients(text, clients);  // before any thread starts
+    const auto w0 = Clock::now();
+    const double c0 = cpu_s();
     auto sim_rows = Simulation(sim_cfg).run();
-    auto [rows, stats] = deploy(text, clients);
-    const double s = mean_wall(sim_rows), d = mean_wall(rows);
-    std::printf("round overhead, %lld clients, mlp 1x4x4 (%.0f KB per message), rounds 2..%lld:\n"
-                "  simulation %.3f s/round, gRPC deployment %.3f s/round, overhead %.3f s/round"
-                " (%.1f ms per client)\n",
+    const double c1 = cpu_s(), w1 = secs_since(w0);
+    const auto w2 = Clock::now();
+    std::vector<Row> rows;
+    {
+      FederationServer server(Config::from_string(text), ServeOptions{});
+      const int port = server.port();
+      if (write(child.port_w, &port, sizeof port) != sizeof port)
+        throw std::runtime_error("cannot reach the client process");
+      rows = server.run();
+    }
+    int64_t counts[2] = {0, 0};
+    const bool got = read(child.counts_r, counts, sizeof counts) == sizeof counts;
+    int status = 0;
+    waitpid(child.pid, &status, 0);
+    if (!got || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      std::fprintf(stderr, "the client process failed (status %d)\n", status);
+      return 1;
+    }
+    const double c2 = cpu_s(), w3 = secs_since(w2);
+    rusage kids{};
+    getrusage(RUSAGE_CHILDREN, &kids);
+    const double client_cpu = static_cast<double>(kids.ru_utime.tv_sec + kids.ru_stime.tv_sec) +
+                              (kids.ru_utime.tv_usec + kids.ru_stime.tv_usec) / 1e6;
+    const int64_t inlined = counts[0], tasks = counts[1];
+    std::printf("round overhead, %lld clients, mlp 1x4x4 (%.0f KB per message), %lld rounds, "
+                "%lld of %lld tasks inside the poll's answer:\n",
                 static_cast<long long>(clients), rows.back().at("bytes_down_per_client") / 1e3,
-                static_cast<long long>(rounds), s, d, d - s,
-                1e3 * (d - s) / static_cast<double>(clients));
+                static_cast<long long>(rounds), static_cast<long long>(inlined),
+                static_cast<long long>(tasks));
+    auto line = [&](const char* what, double s, double d) {
+      std::printf("  %s: simulation %.3f s/round, gRPC deployment %.3f s/round, overhead %.3f "
+                  "s/round (%.1f ms per client)\n",
+                  what, s, d, d - s, 1e3 * (d - s) / static_cast<double>(clients));
+    };
+    line("rounds 2-6, mean", mean_wall(sim_rows, 2, 6), mean_wall(rows, 2, 6));
+    if (rounds >= 11)
+      line(("rounds 11-" + std::to_string(rounds) + ", median").c_str(), median_wall(sim_rows, 11),
+           median_wall(rows, 11));
+    // Whole runs (set-up, every round, shut-down): where the CPU time went.
+    const double r = static_cast<double>(rounds);
+    std::printf("  CPU time per round, whole runs: simulation %.3f s; gRPC deployment: server "
+                "process %.3f s, client process %.3f s (%.2f cores busy)\n",
+                (c1 - c0) / r, (c2 - c1) / r, client_cpu / r, (c2 - c1 + client_cpu) / w3);
   }
   if (transfer) {
     // mlp: in*200 + 200 + 200*200 + 200 + 200*4 + 4 floats; pick the input side for `mb` MB.

@@ -166,13 +166,23 @@ def bench_deploy(build, reps):
     for _ in range(reps):
         for setting, env in (("default", None), ("no_hugepages", NO_HUGE)):
             text = run([f"{build}/bench_deploy"], env)
-            m = re.search(r"simulation ([\d.]+) s/round, gRPC deployment ([\d.]+) s/round", text)
+            m = re.search(r"rounds 2-6, mean: simulation ([\d.]+) s/round, gRPC deployment "
+                          r"([\d.]+) s/round", text)
+            ms = re.search(r"rounds 11-\d+, median: simulation ([\d.]+) s/round, gRPC deployment "
+                           r"([\d.]+) s/round", text)
+            cpu = re.search(r"simulation ([\d.]+) s; gRPC deployment: server process ([\d.]+) s, "
+                            r"client process ([\d.]+) s", text)
             d = re.search(r"download \(FetchTask\) first ([\d.]+) MB/s, later ([\d.]+) MB/s", text)
             u = re.search(r"upload .*? first ([\d.]+) MB/s, later ([\d.]+) MB/s", text)
             tcp = re.search(r"into fresh memory ([\d.]+) MB/s, into touched memory ([\d.]+) MB/s",
                             text)
             out[setting].append({"sim_round_s": float(m.group(1)),
                                  "grpc_round_s": float(m.group(2)),
+                                 "sim_steady_s": float(ms.group(1)),
+                                 "grpc_steady_s": float(ms.group(2)),
+                                 "cpu_sim_s": float(cpu.group(1)),
+                                 "cpu_server_s": float(cpu.group(2)),
+                                 "cpu_clients_s": float(cpu.group(3)),
                                  "down1_mb_s": float(d.group(1)), "down_mb_s": float(d.group(2)),
                                  "up1_mb_s": float(u.group(1)), "up_mb_s": float(u.group(2)),
                                  "tcp_fresh_mb_s": float(tcp.group(1)),
@@ -331,14 +341,41 @@ def render(r):
         if isinstance(d, list):  # results.json from before the settings were compared
             d = {"default": d}
         L += ["### gRPC deployment on loopback (`bench_deploy`)", "", when("deploy") +
-              " The plain TCP copy is measured in the same process, so it gains from huge pages"
-              " too. Transfers of the 100 MB model: the first (the client's receive buffer, and"
-              " gRPC's flow-control window, start cold) and the median of the later ones; TCP into"
-              " a destination first touched by the copy (fresh) and into one touched before.", "",
-              "| setting | round, 50 clients, simulation | round, gRPC | 100 MB down, first / "
-              "later | 100 MB up (incl. decode), first / later | plain TCP copy, fresh / touched |",
-              "|---|---|---|---|---|---|"]
+              " Round overhead: the same run of 50 clients (mlp on 1x4x4 inputs, 178 KB per"
+              " message, 30 rounds) in simulation and through gRPC on loopback (the server in one"
+              " process, the 50 clients in another, each with its own connection): wall time per"
+              " round, the mean of rounds 2-6 (connections and gRPC still warming up) and the"
+              " median of rounds 11-30; CPU time per round over the whole runs. Issue 12's"
+              " target: at most 20 ms more than the simulation.", "",
+              "| setting | rounds 2-6: simulation / gRPC | rounds 11-30: simulation / gRPC | "
+              "overhead, rounds 2-6 / 11-30 | CPU per round: simulation / server / clients |",
+              "|---|---|---|---|---|"]
         names = {"default": "default (huge pages)", "no_hugepages": "`FEDPP_HUGEPAGES=0`"}
+
+        def ms(rows, key):
+            if key not in rows[0]:  # results.json from before this was measured
+                return "—"
+            return f"{spread([x[key] * 1e3 for x in rows], '{:.0f}')} ms"
+
+        def diff(rows, a, b):
+            if a not in rows[0]:
+                return "—"
+            return f"{spread([(x[b] - x[a]) * 1e3 for x in rows], '{:.0f}')} ms"
+        for setting, rows in d.items():
+            L.append(f"| {names.get(setting, setting)} | "
+                     f"{ms(rows, 'sim_round_s')} / {ms(rows, 'grpc_round_s')} | "
+                     f"{ms(rows, 'sim_steady_s')} / {ms(rows, 'grpc_steady_s')} | "
+                     f"{diff(rows, 'sim_round_s', 'grpc_round_s')} / "
+                     f"{diff(rows, 'sim_steady_s', 'grpc_steady_s')} | "
+                     f"{ms(rows, 'cpu_sim_s')} / {ms(rows, 'cpu_server_s')} / "
+                     f"{ms(rows, 'cpu_clients_s')} |")
+        L += ["", "Transfers of a 100 MB model (one client): the first (the client's receive "
+              "buffer, and gRPC's flow-control window, start cold) and the median of the later "
+              "ones; a plain TCP copy, measured in the same process (so it gains from huge pages "
+              "too), into a destination first touched by the copy (fresh) and into one touched "
+              "before. Issue 12's target: half of the TCP copy both ways.", "",
+              "| setting | 100 MB down, first / later | 100 MB up (incl. decode), first / later | "
+              "plain TCP copy, fresh / touched |", "|---|---|---|---|"]
 
         def pair(rows, a, b, old_is_first=True):
             if a not in rows[0]:  # results.json from before first and later were told apart:
@@ -348,8 +385,6 @@ def render(r):
                     f"{spread([x[b] for x in rows], '{:.0f}')}")
         for setting, rows in d.items():
             L.append(f"| {names.get(setting, setting)} | "
-                     f"{spread([x['sim_round_s'] * 1e3 for x in rows], '{:.0f}')} ms | "
-                     f"{spread([x['grpc_round_s'] * 1e3 for x in rows], '{:.0f}')} ms | "
                      f"{pair(rows, 'down1_mb_s', 'down_mb_s')} MB/s | "
                      f"{pair(rows, 'up1_mb_s', 'up_mb_s')} MB/s | "
                      f"{pair(rows, 'tcp_fresh_mb_s', 'tcp_mb_s', False)} MB/s |")

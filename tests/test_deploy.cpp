@@ -254,13 +254,16 @@ struct RawClient {
     c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
     return c;
   }
-  grpc::Status poll(wire::TaskHeader* h, bool with_auth = true) {
+  grpc::Status poll(wire::TaskHeader* h, bool with_auth = true, uint64_t max_inline = 0) {
     wire::PollRequest req;
     req.set_wait_s(1);
+    req.set_max_inline_bytes(max_inline);
     auto c = ctx(with_auth);
     return stub->Poll(c.get(), req, h);
   }
-  // Polls until the fit task of `round` is offered (bounded); returns its bytes.
+  // Polls until the fit task of `round` is offered (bounded); returns its bytes. Checks on the
+  // way that a poll carries the same task inside its answer exactly when the client takes a
+  // task of its size (PollRequest.max_inline_bytes).
   std::string wait_fit(int64_t round) {
     const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(120);
     while (std::chrono::steady_clock::now() < until) {
@@ -274,7 +277,16 @@ struct RawClient {
         wire::Chunk ch;
         std::string bytes;
         while (reader->Read(&ch)) bytes += ch.data();
-        if (reader->Finish().ok()) return bytes;
+        if (!reader->Finish().ok()) continue;
+        wire::TaskHeader in, out;
+        EXPECT_TRUE(poll(&in, true, bytes.size()).ok());
+        EXPECT_EQ(in.kind(), wire::TaskHeader::FIT);
+        EXPECT_EQ(in.message_size(), bytes.size());
+        EXPECT_TRUE(in.task() == bytes) << "the inlined task differs from the fetched one";
+        EXPECT_TRUE(poll(&out, true, bytes.size() - 1).ok());
+        EXPECT_EQ(out.message_size(), bytes.size());
+        EXPECT_TRUE(out.task().empty()) << "a task larger than max_inline_bytes was inlined";
+        return bytes;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
@@ -432,7 +444,9 @@ TEST(Deploy, ClientsWithTheirOwnDataMatchTheSimulation) {
   const std::string synthetic =
       "dataset = \"synthetic\"\nsynthetic_samples = 320\nsynthetic_test_samples = 80\n"
       "synthetic_classes = 4\nsynthetic_shape = [1, 8, 8]\n";
-  std::string text = config_text(dir, 3, 3);
+  // Tasks of ~0.8 MB in 64 KiB chunks: too large to come inside a poll's answer, so this run
+  // fetches every task with FetchTask in 13 chunks (the other runs here get theirs inlined).
+  std::string text = config_text(dir, 3, 3, "chunk_bytes = 65536\n");
   ASSERT_NE(text.find(synthetic), std::string::npos);
   text.replace(text.find(synthetic), synthetic.size(),
                "dataset = \"mnist\"\nroot = \"" + (dir / "release").string() +

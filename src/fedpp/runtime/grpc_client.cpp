@@ -394,6 +394,9 @@ struct FederationClient::Impl {
       if (reconnected) join();
       wire::PollRequest req;
       req.set_wait_s(dep.poll_s);
+      // A task up to one chunk may come inside the answer (the channel takes messages of
+      // chunk_bytes + 64 KiB).
+      req.set_max_inline_bytes(static_cast<uint64_t>(dep.chunk_bytes));
       wire::TaskHeader h;
       auto ctx = context(dep.poll_s + 30);
       Status s = stub->Poll(ctx.get(), req, &h);
@@ -418,12 +421,22 @@ struct FederationClient::Impl {
         return stats;
       }
       if (h.kind() == wire::TaskHeader::WAIT) continue;
-      s = fetch(h, &task);
-      if (!s.ok()) {
-        if (s.error_code() != StatusCode::FAILED_PRECONDITION) failed(s, "FetchTask");
-        continue;
+      if (h.task().size() == h.message_size()) {  // inlined: no FetchTask call
+        FEDPP_CHECK(h.message_size() <= static_cast<uint64_t>(dep.max_message_bytes),
+                    "the server sent a task of " + std::to_string(h.message_size()) +
+                        " bytes, more than deploy.max_message_bytes = " +
+                        std::to_string(dep.max_message_bytes) + ": raise it on both ends");
+        task.assign(h.task());  // into the kept buffer
+        ++stats.inline_tasks;
+        stats.bytes_down += static_cast<int64_t>(task.size());
+      } else {
+        s = fetch(h, &task);
+        if (!s.ok()) {
+          if (s.error_code() != StatusCode::FAILED_PRECONDITION) failed(s, "FetchTask");
+          continue;
+        }
+        ok();
       }
-      ok();
       if (jo.crash_at_round == h.round() && h.kind() == wire::TaskHeader::FIT) {
         spdlog::error("--crash-at-round {}: killing client {} mid-round (testing)", h.round(),
                       jo.client_id);

@@ -37,12 +37,14 @@ struct JoinOptions {
 
 // What one client did: tasks run and bytes moved (message bytes, as the wire carries them), and
 // the seconds spent downloading tasks and uploading replies, in all and per transfer (in order).
+// Tasks that came inside a poll's answer (inline_tasks) count in bytes_down, not in fetch_s or
+// fetches.
 struct ClientStats {
   struct Transfer {
     int64_t bytes = 0;
     double s = 0;
   };
-  int64_t fits = 0, evals = 0;
+  int64_t fits = 0, evals = 0, inline_tasks = 0;
   int64_t bytes_down = 0, bytes_up = 0;
   double fetch_s = 0, send_s = 0;
   std::vector<Transfer> fetches, sends;  // the successful ones

@@ -85,15 +85,22 @@ using PollService = wire::Federation::WithCallbackMethod_Poll<wire::Federation::
 struct FederationServer::Impl final : public PollService {
   enum class Phase { kIdle, kFit, kEval, kDone };
 
-  // A parked long poll. Answered (Finish) exactly once, by whoever takes it out of `polls`,
-  // and always outside `mu` (Finish may run gRPC callbacks inline). gRPC deletes it via OnDone.
+  // A long poll. Answered (Finish) exactly once, by whoever takes it out of `polls` (or by
+  // Poll itself when it is not parked), and always outside `mu` (Finish may run gRPC
+  // callbacks inline). gRPC deletes it via OnDone.
   struct PollReactor final : public grpc::ServerUnaryReactor {
     Impl* s;
     int64_t client;
     wire::TaskHeader* rep;
     Clock::time_point until;
-    PollReactor(Impl* server, int64_t c, wire::TaskHeader* reply, Clock::time_point t)
-        : s(server), client(c), rep(reply), until(t) {}
+    uint64_t max_inline;  // PollRequest.max_inline_bytes, capped by deploy.chunk_bytes
+    // The task to copy into the answer (set by fill() under mu, copied by answer() outside
+    // it), and the bytes it holds against inline_budget until OnDone.
+    std::shared_ptr<const std::string> task;
+    uint64_t charged = 0;
+    PollReactor(Impl* server, int64_t c, wire::TaskHeader* reply, Clock::time_point t,
+                uint64_t inline_max)
+        : s(server), client(c), rep(reply), until(t), max_inline(inline_max) {}
     void OnCancel() override {  // the client went away or its deadline passed
       bool mine;
       {
@@ -102,8 +109,24 @@ struct FederationServer::Impl final : public PollService {
       }
       if (mine) Finish(Status(StatusCode::CANCELLED, "poll cancelled"));
     }
-    void OnDone() override { delete this; }
+    // Answers OK with what fill() put in `rep`, the inlined task copied in here.
+    void answer() {
+      if (task) rep->set_task(*task);
+      task.reset();
+      Finish(Status::OK);
+    }
+    void OnDone() override {
+      if (charged > 0) {
+        std::lock_guard<std::mutex> l(s->mu);
+        s->inline_inflight -= charged;
+      }
+      delete this;
+    }
   };
+  // At most this many bytes of inlined tasks are held in answers not yet sent (each inlined
+  // task is copied into its answer); past it, tasks are announced and fetched as before, so
+  // that 1,000 clients polling at once do not copy 1,000 tasks.
+  static constexpr uint64_t kInlineBudget = uint64_t{64} << 20;
 
   Config cfg;
   ServeOptions sopt;
@@ -138,6 +161,7 @@ struct FederationServer::Impl final : public PollService {
   std::map<int64_t, PollReactor*> polls;
   std::set<std::pair<Clock::time_point, int64_t>> poll_expiry;
   std::condition_variable timer_cv;
+  uint64_t inline_inflight = 0;  // bytes of inlined tasks in answers not yet done (kInlineBudget)
   bool timer_stop = false;
   std::thread timer;
   // Last, so that it is destroyed first: its destructor waits for the calls in flight, whose
@@ -223,16 +247,26 @@ struct FederationServer::Impl final : public PollService {
     return stopping || phase == Phase::kDone || (has_task(c) && phase != Phase::kIdle);
   }
 
-  // Fills a poll's answer from the state now: DONE, the task header, or WAIT. Under mu.
-  void fill(int64_t c, wire::TaskHeader* rep) {
+  // Fills a poll's answer from the state now: DONE, the task header (and the task itself when
+  // it fits the poll's max_inline and kInlineBudget; copied in by answer()), or WAIT. Under mu.
+  void fill(PollReactor* r) {
+    const int64_t c = r->client;
+    wire::TaskHeader* rep = r->rep;
     if (phase == Phase::kDone) {
       rep->set_kind(wire::TaskHeader::DONE);
       told_done.insert(c);
       cv.notify_all();  // finish() waits for the clients to hear it
     } else if (has_task(c) && phase != Phase::kIdle) {
+      const auto& task = tasks.at(c);
       rep->set_kind(kind());
       rep->set_round(round);
-      rep->set_message_size(tasks.at(c)->size());
+      rep->set_message_size(task->size());
+      if (task->size() <= r->max_inline && r->charged == 0 &&
+          inline_inflight + task->size() <= kInlineBudget) {
+        r->task = task;
+        r->charged = task->size();
+        inline_inflight += r->charged;
+      }
     } else {
       rep->set_kind(wire::TaskHeader::WAIT);
     }
@@ -256,12 +290,12 @@ struct FederationServer::Impl final : public PollService {
       if (all || poll_ready(c)) ready.push_back(r);
     for (auto* r : ready) {
       unpark(r);
-      fill(r->client, r->rep);
+      fill(r);
     }
     return ready;
   }
   static void answer(const std::vector<PollReactor*>& ready) {
-    for (auto* r : ready) r->Finish(Status::OK);
+    for (auto* r : ready) r->answer();
   }
 
   grpc::ServerUnaryReactor* Poll(grpc::CallbackServerContext* ctx, const wire::PollRequest* req,
@@ -273,7 +307,9 @@ struct FederationServer::Impl final : public PollService {
       return r;
     }
     const double wait = std::clamp(req->wait_s(), 0.0, dep.poll_s);
-    auto* r = new PollReactor(this, c, rep, Clock::now() + dur(wait));
+    const uint64_t max_inline =
+        std::min(req->max_inline_bytes(), static_cast<uint64_t>(dep.chunk_bytes));
+    auto* r = new PollReactor(this, c, rep, Clock::now() + dur(wait), max_inline);
     PollReactor* replaced = nullptr;
     bool parked = false;
     {
@@ -282,18 +318,18 @@ struct FederationServer::Impl final : public PollService {
         if (auto it = polls.find(c); it != polls.end()) {  // one parked poll per client
           replaced = it->second;
           unpark(replaced);
-          fill(c, replaced->rep);
+          fill(replaced);
         }
         polls[c] = r;
         poll_expiry.insert({r->until, c});
         timer_cv.notify_one();
         parked = true;  // answered later by take_ready, the timer or OnCancel
       } else {
-        fill(c, rep);
+        fill(r);
       }
     }
-    if (replaced) replaced->Finish(Status::OK);
-    if (!parked) r->Finish(Status::OK);
+    if (replaced) replaced->answer();
+    if (!parked) r->answer();
     // Another thread may answer a parked reactor before it is returned: gRPC then completes
     // it once it is bound, and calls OnDone (which deletes it) only after that.
     return r;
@@ -309,7 +345,7 @@ struct FederationServer::Impl final : public PollService {
       while (!poll_expiry.empty() && poll_expiry.begin()->first <= now) {
         auto* r = polls.at(poll_expiry.begin()->second);
         unpark(r);
-        fill(r->client, r->rep);
+        fill(r);
         due.push_back(r);
       }
       if (!due.empty()) {

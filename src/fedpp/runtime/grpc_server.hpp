@@ -4,7 +4,10 @@
 //
 // A round: the server samples clients exactly as the simulation does, publishes one task per
 // sampled client and waits. Clients long-poll for their own task (Poll), download it in chunks
-// (FetchTask) and stream the reply back (SendReply). The round closes when every sampled client
+// (FetchTask) and stream the reply back (SendReply); a task no larger than deploy.chunk_bytes
+// and the client's PollRequest.max_inline_bytes comes inside the poll's answer instead, saving
+// the FetchTask call (at most 64 MiB of such answers are held at a time; past that, tasks are
+// fetched). The round closes when every sampled client
 // has answered, or, once deploy.round_timeout_s has passed, as soon as deploy.min_replies
 // replies were accepted. With fewer than min_replies at the deadline the server keeps waiting
 // (clients that reconnect get their task again) and logs a warning every round_timeout_s; stop
