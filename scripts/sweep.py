@@ -470,6 +470,8 @@ def main():
     ap.add_argument("grid")
     ap.add_argument("--results", default="results", help="root of the results tree (default results/)")
     ap.add_argument("--fedpp", default=os.environ.get("FEDPP", "build/fedpp"))
+    ap.add_argument("--commit", default="", help="the commit --fedpp was built from, for run.json "
+                    "(default: this checkout's HEAD; give it for a binary built elsewhere)")
     ap.add_argument("--summary-only", action="store_true", help="only regenerate the summary")
     ap.add_argument("--check", action="store_true", help="validate the grid and its configs, run nothing")
     ap.add_argument("--list", action="store_true", help="list the runs and whether they are done")
@@ -501,7 +503,7 @@ def main():
             print(f"ok: grid '{g['name']}': {len(runs)} runs, {len(todo)} to do")
             return
         os.makedirs(os.path.join(args.results, g["name"]), exist_ok=True)
-        commit = git_commit()
+        commit = args.commit or git_commit()
         t0 = time.time()
         for i, r in enumerate(todo):
             if args.max_runs and i >= args.max_runs:
