@@ -85,16 +85,14 @@ double median_wall(const std::vector<Row>& rows, size_t from) {
   return w[w.size() / 2];
 }
 
-// Runs the config through gRPC on loopback: server and clients in this process.
-std::pair<std::vector<Row>, std::vector<ClientStats>> deploy(const std::string& text,
-                                                             int64_t clients) {
-  auto cfg = Config::from_string(text);
-  FederationServer server(cfg, ServeOptions{});
+// The config's first n clients, joining the server on 127.0.0.1:port, each with its own
+// channel, each run on a thread of its own; returns their stats once all are done.
+std::vector<ClientStats> run_clients(const std::string& text, int port, int64_t n) {
   auto data = load_federated_data(Config::from_string(text));
   std::vector<std::unique_ptr<FederationClient>> cs;
-  for (int64_t c = 0; c < clients; ++c) {
+  for (int64_t c = 0; c < n; ++c) {
     JoinOptions jo;
-    jo.server = "127.0.0.1:" + std::to_string(server.port());
+    jo.server = "127.0.0.1:" + std::to_string(port);
     jo.client_id = c;
     jo.token = derive_token("bench", c);
     jo.state_dir = (std::filesystem::temp_directory_path() / "fedpp_bench_state").string();
@@ -104,8 +102,18 @@ std::pair<std::vector<Row>, std::vector<ClientStats>> deploy(const std::string& 
   std::vector<std::thread> threads;
   for (size_t i = 0; i < cs.size(); ++i)
     threads.emplace_back([&, i] { stats[i] = cs[i]->run(); });
-  auto rows = server.run();
   for (auto& t : threads) t.join();
+  return stats;
+}
+
+// Runs the config through gRPC on loopback: server and clients in this process.
+std::pair<std::vector<Row>, std::vector<ClientStats>> deploy(const std::string& text,
+                                                             int64_t clients) {
+  FederationServer server(Config::from_string(text), ServeOptions{});
+  std::vector<ClientStats> stats;
+  std::thread all([&] { stats = run_clients(text, server.port(), clients); });
+  auto rows = server.run();
+  all.join();
   return {rows, stats};
 }
 
@@ -133,21 +141,7 @@ ClientProcess fork_clients(const std::string& text, int64_t clients) {
   try {
     int port = 0;
     if (read(to_child[0], &port, sizeof port) == sizeof port) {
-      auto data = load_federated_data(Config::from_string(text));
-      std::vector<std::unique_ptr<FederationClient>> cs;
-      for (int64_t c = 0; c < clients; ++c) {
-        JoinOptions jo;
-        jo.server = "127.0.0.1:" + std::to_string(port);
-        jo.client_id = c;
-        jo.token = derive_token("bench", c);
-        jo.state_dir = (std::filesystem::temp_directory_path() / "fedpp_bench_state").string();
-        cs.push_back(std::make_unique<FederationClient>(Config::from_string(text), jo, data));
-      }
-      std::vector<ClientStats> stats(cs.size());
-      std::vector<std::thread> threads;
-      for (size_t i = 0; i < cs.size(); ++i)
-        threads.emplace_back([&, i] { stats[i] = cs[i]->run(); });
-      for (auto& t : threads) t.join();
+      const auto stats = run_clients(text, port, clients);
       int64_t counts[2] = {0, 0};  // tasks inside a poll's answer, tasks
       for (const auto& st : stats) {
         counts[0] += st.inline_tasks;
