@@ -128,6 +128,7 @@ struct ClientProcess {
 ClientProcess fork_clients(const std::string& text, int64_t clients) {
   int to_child[2], to_parent[2];
   if (pipe(to_child) != 0 || pipe(to_parent) != 0) throw std::runtime_error("pipe failed");
+  std::fflush(stdout);  // or the child would print it again
   const pid_t pid = fork();
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid > 0) {
@@ -366,18 +367,29 @@ int main(int argc, char** argv) {
     const double c1 = cpu_s(), w1 = secs_since(w0);
     const auto w2 = Clock::now();
     std::vector<Row> rows;
+    int64_t counts[2] = {0, 0};  // from the clients' process: tasks inlined, tasks
     {
       FederationServer server(Config::from_string(text), ServeOptions{});
       const int port = server.port();
       if (write(child.port_w, &port, sizeof port) != sizeof port)
         throw std::runtime_error("cannot reach the client process");
+      // The clients' process writes its counts once its clients are done. Should it die
+      // first, the server would wait for their replies for ever: end with an error instead.
+      std::thread watch([&] {
+        if (read(child.counts_r, counts, sizeof counts) != sizeof counts) {
+          std::fprintf(stderr, "the client process ended before its clients were done\n");
+          std::fflush(stdout);
+          _exit(1);
+        }
+      });
       rows = server.run();
+      watch.join();
     }
-    int64_t counts[2] = {0, 0};
-    const bool got = read(child.counts_r, counts, sizeof counts) == sizeof counts;
+    close(child.port_w);
+    close(child.counts_r);
     int status = 0;
     waitpid(child.pid, &status, 0);
-    if (!got || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
       std::fprintf(stderr, "the client process failed (status %d)\n", status);
       return 1;
     }
@@ -432,6 +444,11 @@ int main(int argc, char** argv) {
       return Rates{first, r.empty() ? 0 : r[r.size() / 2], r.size()};
     };
     const Rates down = rates(st.fetches), up = rates(st.sends);
+    if (st.fetches.empty()) {
+      std::fprintf(stderr, "the model came inside the poll's answer (it fits one chunk): give "
+                           "a larger --mb or a smaller --chunk-kib\n");
+      return 2;
+    }
     const auto model = static_cast<size_t>(st.fetches.at(0).bytes);
     const double fresh = tcp_rate(model, false), touched = tcp_rate(model, true);
     std::printf("transfer of a %.1f MB model over loopback, %lld KiB chunks, 3 rounds:\n"

@@ -387,6 +387,13 @@ TEST(Deploy, FourClientsMatchTheSimulation) {
   }
   EXPECT_GT(rows.back().at("accuracy"), 0.5);
   expect_same_as_simulation(dir, config, procs);
+  // Tasks of ~0.22 MB, under one 1 MiB chunk: each came inside the poll's answer.
+  for (int64_t c = 0; c < 4; ++c) {
+    const auto log = slurp(dir / ("client" + std::to_string(c) + ".log"));
+    EXPECT_NE(log.find("3 tasks came inside the poll's answer, 0 by FetchTask"),
+              std::string::npos)
+        << log;
+  }
   // FedAvg clients have no private state: nothing was written for them (an fsync per client
   // per round once serialised clients that share a disk).
   std::error_code ec;  // a state folder that was never made is fine too
@@ -444,8 +451,8 @@ TEST(Deploy, ClientsWithTheirOwnDataMatchTheSimulation) {
   const std::string synthetic =
       "dataset = \"synthetic\"\nsynthetic_samples = 320\nsynthetic_test_samples = 80\n"
       "synthetic_classes = 4\nsynthetic_shape = [1, 8, 8]\n";
-  // Tasks of ~0.8 MB in 64 KiB chunks: too large to come inside a poll's answer, so this run
-  // fetches every task with FetchTask in 13 chunks (the other runs here get theirs inlined).
+  // Tasks of ~0.22 MB in 64 KiB chunks: larger than one chunk, so this run fetches every task
+  // with FetchTask, in 4 chunks (the other runs here get theirs inside the poll's answer).
   std::string text = config_text(dir, 3, 3, "chunk_bytes = 65536\n");
   ASSERT_NE(text.find(synthetic), std::string::npos);
   text.replace(text.find(synthetic), synthetic.size(),
@@ -485,6 +492,12 @@ TEST(Deploy, ClientsWithTheirOwnDataMatchTheSimulation) {
   }
   ASSERT_TRUE(exited_ok(procs.wait(server, 300))) << procs.logs();
   for (pid_t c : clients) ASSERT_TRUE(exited_ok(procs.wait(c, 60))) << procs.logs();
+  for (int64_t c = 0; c < 3; ++c) {  // larger than a chunk: fetched
+    const auto log = slurp(dir / ("client" + std::to_string(c) + ".log"));
+    EXPECT_NE(log.find("0 tasks came inside the poll's answer, 3 by FetchTask"),
+              std::string::npos)
+        << log;
+  }
   fs::rename(dir / "release_away", dir / "release");
   fs::rename(dir / "folders_away", dir / "folders");
   auto rows = read_rows((dir / "out").string());

@@ -395,8 +395,9 @@ struct FederationClient::Impl {
       wire::PollRequest req;
       req.set_wait_s(dep.poll_s);
       // A task up to one chunk may come inside the answer (the channel takes messages of
-      // chunk_bytes + 64 KiB).
-      req.set_max_inline_bytes(static_cast<uint64_t>(dep.chunk_bytes));
+      // chunk_bytes + 64 KiB), and never one over this client's deploy.max_message_bytes.
+      req.set_max_inline_bytes(
+          static_cast<uint64_t>(std::min(dep.chunk_bytes, dep.max_message_bytes)));
       wire::TaskHeader h;
       auto ctx = context(dep.poll_s + 30);
       Status s = stub->Poll(ctx.get(), req, &h);
@@ -406,8 +407,10 @@ struct FederationClient::Impl {
       }
       ok();
       if (h.kind() == wire::TaskHeader::DONE) {
-        spdlog::info("client {}: the run is done ({} fits, {} evaluations)", jo.client_id,
-                     stats.fits, stats.evals);
+        spdlog::info("client {}: the run is done ({} fits, {} evaluations; {} tasks came inside "
+                     "the poll's answer, {} by FetchTask)",
+                     jo.client_id, stats.fits, stats.evals, stats.inline_tasks,
+                     stats.fetches.size());
         if (opt.save_client_models) {
           const auto dir = (base() / "client_models").string();
           const auto last = newest(std::numeric_limits<int64_t>::max(), true);

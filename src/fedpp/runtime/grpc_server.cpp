@@ -95,7 +95,7 @@ struct FederationServer::Impl final : public PollService {
     Clock::time_point until;
     uint64_t max_inline;  // PollRequest.max_inline_bytes, capped by deploy.chunk_bytes
     // The task to copy into the answer (set by fill() under mu, copied by answer() outside
-    // it), and the bytes it holds against inline_budget until OnDone.
+    // it), and the bytes it holds against kInlineBudget (inline_inflight) until OnDone.
     std::shared_ptr<const std::string> task;
     uint64_t charged = 0;
     PollReactor(Impl* server, int64_t c, wire::TaskHeader* reply, Clock::time_point t,
@@ -123,9 +123,10 @@ struct FederationServer::Impl final : public PollService {
       delete this;
     }
   };
-  // At most this many bytes of inlined tasks are held in answers not yet sent (each inlined
-  // task is copied into its answer); past it, tasks are announced and fetched as before, so
-  // that 1,000 clients polling at once do not copy 1,000 tasks.
+  // At most this many bytes of inlined tasks are held in answers not yet done (each is held
+  // twice until then: copied into its answer, and serialized by gRPC); past it, tasks are
+  // announced and fetched as before, so that 1,000 clients polling at once do not copy 1,000
+  // tasks.
   static constexpr uint64_t kInlineBudget = uint64_t{64} << 20;
 
   Config cfg;

@@ -6,8 +6,8 @@
 // sampled client and waits. Clients long-poll for their own task (Poll), download it in chunks
 // (FetchTask) and stream the reply back (SendReply); a task no larger than deploy.chunk_bytes
 // and the client's PollRequest.max_inline_bytes comes inside the poll's answer instead, saving
-// the FetchTask call (at most 64 MiB of such answers are held at a time; past that, tasks are
-// fetched). The round closes when every sampled client
+// the FetchTask call (at most 64 MiB of inlined tasks are held in answers at a time, each twice
+// until sent; past that, tasks are fetched). The round closes when every sampled client
 // has answered, or, once deploy.round_timeout_s has passed, as soon as deploy.min_replies
 // replies were accepted. With fewer than min_replies at the deadline the server keeps waiting
 // (clients that reconnect get their task again) and logs a warning every round_timeout_s; stop
