@@ -212,25 +212,28 @@ std::vector<std::string> plot_runs(const std::vector<std::string>& run_dirs,
   std::ostringstream round_plot, bytes_plot, time_plot;
   std::string ylabel;
   bool timed = true;  // every run has a simulated clock (fleet.profile): plot against it too
+  // A plain run folder is one curve; a sweep folder (seed*/ inside) is its mean with a band of
+  // +- one standard deviation over the seeds, over the rounds every seed has. Each folder's
+  // runs, read once.
+  std::vector<std::vector<std::vector<Row>>> folders;
+  for (const auto& dir : run_dirs) {
+    auto seeds = seed_folders(dir);
+    auto& runs = folders.emplace_back();
+    if (seeds.empty()) runs.push_back(read_rows(dir));
+    for (const auto& s : seeds) runs.push_back(read_rows(s));
+  }
   // "auto": personalised accuracy when every run has it, else global accuracy for all of them
   // (one column under one axis label, never a mix).
-  std::string auto_col = "personal_accuracy_mean";
-  if (metric == "auto")
-    for (const auto& dir : run_dirs) {
-      auto seeds = seed_folders(dir);
-      bool has = false;
-      for (const auto& r : read_rows(seeds.empty() ? dir : seeds.front()))
-        has = has || r.count("personal_accuracy_mean");
-      if (!has) auto_col = "accuracy";
-    }
+  std::string col = metric;
+  if (metric == "auto") {
+    col = "personal_accuracy_mean";
+    for (const auto& runs : folders)
+      if (std::none_of(runs[0].begin(), runs[0].end(),
+                       [](const Row& r) { return r.count("personal_accuracy_mean") > 0; }))
+        col = "accuracy";
+  }
   for (size_t i = 0; i < run_dirs.size(); ++i) {
-    // A plain run folder is one curve; a sweep folder (seed*/ inside) is its mean with a band of
-    // +- one standard deviation over the seeds, over the rounds every seed has.
-    auto seeds = seed_folders(run_dirs[i]);
-    std::vector<std::vector<Row>> runs;
-    if (seeds.empty()) runs.push_back(read_rows(run_dirs[i]));
-    for (const auto& s : seeds) runs.push_back(read_rows(s));
-    const std::string col = metric == "auto" ? auto_col : metric;
+    const auto& runs = folders[i];
     ylabel = axis_name(col);
     // round -> values, cumulative bytes and simulated seconds, over runs
     struct Point {

@@ -50,8 +50,8 @@ std::vector<Row> read_rows(const std::string& run_dir);
 // script and data next to them, into out_dir. Each folder is a run, or a sweep folder holding
 // seed*/ runs (scripts/sweep.py): drawn as the mean over seeds with a band of +- one standard
 // deviation. `metric` is the accuracy column to plot ("accuracy" or "personal_accuracy_mean";
-// "auto": personal_accuracy_mean when every run has it, else accuracy, the same for all). Needs gnuplot (Debian package gnuplot-nox); returns the PNG
-// paths.
+// "auto": personal_accuracy_mean when every run has it, else accuracy, the same for all).
+// Needs gnuplot (Debian package gnuplot-nox); returns the PNG paths.
 std::vector<std::string> plot_runs(const std::vector<std::string>& run_dirs,
                                    const std::string& out_dir, const std::string& metric);
 

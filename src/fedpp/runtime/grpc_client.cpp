@@ -79,6 +79,12 @@ struct FederationClient::Impl {
                     std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000)));
     return c;
   }
+  // A task over deploy.max_message_bytes, inlined or announced for FetchTask: fatal.
+  Error task_too_large(uint64_t bytes) const {
+    return Error("the server sent a task of " + std::to_string(bytes) +
+                 " bytes, more than deploy.max_message_bytes = " +
+                 std::to_string(dep.max_message_bytes) + ": raise it on both ends");
+  }
   // Seconds allowed for moving `bytes`: generous, at a floor of 1 MB/s.
   static double transfer_timeout_s(uint64_t bytes) { return 60.0 + static_cast<double>(bytes) / 1e6; }
 
@@ -252,9 +258,7 @@ struct FederationClient::Impl {
         assembler.emplace(total, static_cast<uint64_t>(dep.max_message_bytes), std::move(*out));
         if (assembler->state() == ChunkAssembler::State::kTooLarge) {
           give_up(StatusCode::CANCELLED, "");
-          throw Error("the server sent a task of " + std::to_string(total) +
-                      " bytes, more than deploy.max_message_bytes = " +
-                      std::to_string(dep.max_message_bytes) + ": raise it on both ends");
+          throw task_too_large(total);
         }
       }
       for (auto p : piece.parts)
@@ -425,10 +429,8 @@ struct FederationClient::Impl {
       }
       if (h.kind() == wire::TaskHeader::WAIT) continue;
       if (h.task().size() == h.message_size()) {  // inlined: no FetchTask call
-        FEDPP_CHECK(h.message_size() <= static_cast<uint64_t>(dep.max_message_bytes),
-                    "the server sent a task of " + std::to_string(h.message_size()) +
-                        " bytes, more than deploy.max_message_bytes = " +
-                        std::to_string(dep.max_message_bytes) + ": raise it on both ends");
+        if (h.message_size() > static_cast<uint64_t>(dep.max_message_bytes))
+          throw task_too_large(h.message_size());
         task.assign(h.task());  // into the kept buffer
         ++stats.inline_tasks;
         stats.bytes_down += static_cast<int64_t>(task.size());
